@@ -15,7 +15,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian 12 / Ubuntu 22.04+ only"
 
 APT_PACKAGES=(mininet openvswitch-switch iperf3 ethtool iputils-ping tcpdump iproute2 procps
-              python3-venv python3-dev)
+              python3-venv python3-dev gcc libc6-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,6 +45,13 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --no-deps 'mlc-chakra==1.0.0' </dev/null
     rm -f .venv/.deps-*
     touch "$stamp"
+fi
+
+# The delay line (propagation delay on kernels without sch_netem) is a small C program.
+DL_SRC=testbed/delayline/lmtb-delayline.c
+if [ ! -x .venv/bin/lmtb-delayline ] || [ "$DL_SRC" -nt .venv/bin/lmtb-delayline ]; then
+    say "building the delay line (.venv/bin/lmtb-delayline)"
+    gcc -O2 -Wall -o .venv/bin/lmtb-delayline.tmp "$DL_SRC" && mv .venv/bin/lmtb-delayline.tmp .venv/bin/lmtb-delayline
 fi
 
 if ! ovs-vsctl --timeout=3 show >/dev/null 2>&1; then

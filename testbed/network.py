@@ -1,0 +1,194 @@
+"""Builds a :class:`~testbed.plan.NetworkPlan` into a real network, fast, and tears it down.
+
+Bring-up avoids the per-object subprocesses that make Mininet's start superlinear:
+one ``ip -batch`` for namespaces and veths, one per host namespace for addresses and
+static ARP, one ``tc -batch`` for shaping, and a few large ``ovs-vsctl`` transactions for
+all bridges, ports (with fixed ``ofport_request``) and controller targets. Every object is
+marked (see :mod:`testbed.tracking`) so ``testbed clean`` can remove it after a crash.
+Use it as a context manager: tear-down always runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Iterable, Sequence
+
+from .errors import EnvironmentProblem
+from .links import LinkBackend, run_batch
+from .plan import HOST_NET, NetworkPlan
+from .tracking import IFALIAS, OVS_EXTERNAL_ID
+
+OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
+OVS_CHUNK = 200   # bridges per ovs-vsctl transaction
+
+
+def ovs_vsctl(args: Sequence[str], timeout_s: int = 120) -> str:
+    r = subprocess.run(["ovs-vsctl", f"--timeout={timeout_s}", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise EnvironmentProblem(f"ovs-vsctl failed: {r.stderr.strip() or r.returncode}")
+    return r.stdout
+
+
+def bridge_commands(plan: NetworkPlan, datapath: str, controller: str, run_id: str,
+                    switch_ids: Iterable[int]) -> list[str]:
+    """ovs-vsctl arguments (joined by '--') that create the given switches with their ports."""
+    wanted = set(switch_ids)
+    ports: dict[int, list[tuple[str, int]]] = {s: [] for s in wanted}
+    for h in plan.hosts:
+        if h.switch in wanted:
+            ports[h.switch].append((h.sw_ifname, h.port))
+    for lk in plan.links:
+        if lk.a in wanted:
+            ports[lk.a].append((lk.if_a, lk.port_a))
+        if lk.b in wanted:
+            ports[lk.b].append((lk.if_b, lk.port_b))
+    # linux-noop: OVS must not manage the qdiscs of link ports (by default it replaces
+    # any root qdisc, including our tbf/netem, with its own default).
+    args: list[str] = ["--", "--id=@noop", "create", "qos", "type=linux-noop"]
+    link_ifs = {i for lk in plan.links for i in (lk.if_a, lk.if_b)}
+    for sw in plan.switches:
+        if sw.node_id not in wanted:
+            continue
+        br = sw.bridge
+        args += ["--", "add-br", br,
+                 "--", "set", "bridge", br, f"datapath_type={datapath}", "protocols=OpenFlow13",
+                 "fail_mode=secure", f"other-config:datapath-id={sw.dpid:016x}",
+                 "other-config:disable-in-band=true", f"external-ids:{OVS_EXTERNAL_ID}={run_id}",
+                 "--", "set-controller", br, controller]
+        for ifname, port in sorted(ports[sw.node_id], key=lambda p: p[1]):
+            args += ["--", "add-port", br, ifname, "--", "set", "interface", ifname, f"ofport_request={port}"]
+            if ifname in link_ifs:
+                args += ["--", "set", "port", ifname, "qos=@noop"]
+    return args
+
+
+class Network:
+    """A built network. ``with Network(...) as net:`` builds on entry, tears down on exit."""
+
+    def __init__(self, plan: NetworkPlan, backend: LinkBackend, datapath: str,
+                 controller_port: int, run_id: str):
+        self.plan = plan
+        self.backend = backend
+        self.datapath = datapath
+        self.controller = f"tcp:127.0.0.1:{controller_port}"
+        self.run_id = run_id
+        self.timings_s: dict[str, float] = {}
+        self._built_bridges: list[str] = []
+        self._netns: list[str] = []
+
+    # ------------------------------------------------------------ build
+    def build(self) -> "Network":
+        t = time.perf_counter()
+        self.backend.create(self.plan.links)
+        self.timings_s["links"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self._build_hosts()
+        self.timings_s["hosts"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        ids = [s.node_id for s in self.plan.switches]
+        for i in range(0, len(ids), OVS_CHUNK):
+            chunk = ids[i:i + OVS_CHUNK]
+            self._built_bridges += [f"lms{n}" for n in chunk]
+            ovs_vsctl(bridge_commands(self.plan, self.datapath, self.controller, self.run_id, chunk)[1:])
+        self.timings_s["switches"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        up, down = [], []
+        for lk in self.plan.links:
+            (up if lk.up else down).extend((lk.if_a, lk.if_b))
+        run_batch("ip", [f"link set dev {i} up" for i in up] + [f"link set dev {i} down" for i in down])
+        self.timings_s["link_state"] = time.perf_counter() - t
+        return self
+
+    def _build_hosts(self) -> None:
+        root = []
+        for h in self.plan.hosts:
+            self._netns.append(h.netns)
+            tmp = f"lmi{h.node_id}"
+            root += [f"netns add {h.netns}",
+                     f"link add {h.sw_ifname} type veth peer name {tmp}",
+                     f"link set dev {h.sw_ifname} alias {IFALIAS}",
+                     f"link set dev {tmp} netns {h.netns}",
+                     f"link set dev {h.sw_ifname} up"]
+        run_batch("ip", root)
+        for h in self.plan.hosts:
+            lines = [f"link set dev lmi{h.node_id} name eth0",
+                     f"link set dev eth0 address {h.mac}",
+                     f"addr add {h.ip}/{HOST_NET.prefixlen} dev eth0",
+                     "link set dev lo up", "link set dev eth0 up"]
+            lines += [f"neigh replace {o.ip} lladdr {o.mac} dev eth0 nud permanent"
+                      for o in self.plan.hosts if o.node_id != h.node_id]
+            run_batch("ip", lines, netns=h.netns)
+        if self.datapath == "netdev":
+            # Userspace OVS forwards veth super-frames and partial checksums as they are;
+            # TCP stalls unless offloads are off on both ends (see FINDINGS).
+            for h in self.plan.hosts:
+                self._ethtool(h.sw_ifname)
+                self._ethtool("eth0", netns=h.netns)
+
+    @staticmethod
+    def _ethtool(ifname: str, netns: str | None = None) -> None:
+        argv = (["ip", "netns", "exec", netns] if netns else []) + ["ethtool", "-K", ifname, *OFFLOADS_OFF]
+        subprocess.run(argv, capture_output=True)
+
+    # ------------------------------------------------------------ live changes
+    def set_links_up(self, link_ids_up: Iterable[int], link_ids_down: Iterable[int]) -> None:
+        """Administrative state of links: both ends up or down, in one netlink batch."""
+        by_id = {lk.link_id: lk for lk in self.plan.links}
+        lines = []
+        for lid in link_ids_down:
+            lk = by_id[lid]
+            lines += [f"link set dev {lk.if_a} down", f"link set dev {lk.if_b} down"]
+        for lid in link_ids_up:
+            lk = by_id[lid]
+            lines += [f"link set dev {lk.if_a} up", f"link set dev {lk.if_b} up"]
+        run_batch("ip", lines)
+
+    def wait_connected(self, timeout_s: float = 30.0) -> float:
+        """Waits until every bridge reports a connected controller; returns seconds waited."""
+        t0 = time.monotonic()
+        while True:
+            out = subprocess.run(["ovs-vsctl", "--format=csv", "--no-headings", "--columns=is_connected",
+                                  "list", "Controller"], capture_output=True, text=True).stdout.split()
+            if len(out) >= len(self.plan.switches) and all(x == "true" for x in out):
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout_s:
+                n = sum(x == "true" for x in out)
+                raise EnvironmentProblem(
+                    f"only {n} of {len(self.plan.switches)} switches connected to the controller "
+                    f"at {self.controller} within {timeout_s:.0f} s")
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------ tear-down
+    def teardown(self) -> None:
+        t = time.perf_counter()
+        if self._built_bridges:
+            for i in range(0, len(self._built_bridges), OVS_CHUNK):
+                args = []
+                for br in self._built_bridges[i:i + OVS_CHUNK]:
+                    args += ["--", "--if-exists", "del-br", br]
+                subprocess.run(["ovs-vsctl", "--timeout=120", *args[1:]], capture_output=True)
+            self._built_bridges = []
+        self.backend.close()
+        if self._netns:
+            # Delete the root-side veth ends first: a namespace can outlive its name while
+            # the kernel still holds a reference, and its veth pair with it.
+            lines = [f"link del {h.sw_ifname}" for h in self.plan.hosts]
+            lines += [f"netns del {n}" for n in self._netns]
+            subprocess.run(["ip", "-force", "-batch", "-"], capture_output=True, text=True,
+                           input="\n".join(lines) + "\n")
+            self._netns = []
+        self.timings_s["teardown"] = time.perf_counter() - t
+
+    def __enter__(self) -> "Network":
+        try:
+            return self.build()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
