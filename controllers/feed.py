@@ -1,0 +1,93 @@
+"""The link-state feed: how the testbed tells the controller what the network is.
+
+Transport: one TCP connection from the testbed to the controller on 127.0.0.1 (the
+controller listens; never on another address). Messages are JSON objects, one per line,
+in both directions. The controller answers every request, so the testbed knows when the
+controller's view (and the flow tables) caught up with the data plane.
+
+Testbed -> controller
+  {"type": "topology", "switches": [[node, dpid], ...], "ports": [[switch, neighbour, port], ...],
+   "hosts": [{"ip": ..., "switch": ..., "port": ..., "mac": ...}, ...]}
+      Static facts of the built network (port numbers are fixed by the testbed).
+  {"type": "state", "step": k, "t_s": t, "links": [{"a", "b", "delay_s", "capacity_bps", "up"}, ...],
+   "future": [{"t_s": t2, "links": [...]}, ...]}
+      Link state at schedule step k (after the data plane applied it), with upcoming
+      steps for predictive algorithms (may be empty).
+  {"type": "status"}
+      Asks which switches are connected and whether rules are installed.
+
+Controller -> testbed
+  {"type": "applied", "step": k, "compute_s": ..., "flow_mods": n, "group_mods": n,
+   "rules_per_switch": {node: count}, "missing_switches": [...]}
+      Sent once the step's flow mods were sent and confirmed by barrier replies from
+      every connected switch (or the barrier timed out: "barrier_timeout": true).
+  {"type": "status", "connected": [node, ...], "installed": bool}
+  {"type": "error", "message": ...}
+      The controller could not handle a message; the testbed stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+LISTEN_HOST = "127.0.0.1"
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    msg = json.loads(line)
+    if not isinstance(msg, dict) or "type" not in msg:
+        raise ValueError(f"feed message without a type: {str(line)[:80]!r}")
+    return msg
+
+
+class FeedError(RuntimeError):
+    """The controller did not answer, answered with an error, or went away."""
+
+
+class FeedClient:
+    """The testbed's end of the feed (blocking, one request at a time)."""
+
+    def __init__(self, port: int, connect_timeout_s: float = 20.0, alive=lambda: True):
+        deadline = time.monotonic() + connect_timeout_s
+        last: OSError | None = None
+        while time.monotonic() < deadline:
+            if not alive():
+                raise FeedError("the controller process exited before accepting the feed connection")
+            try:
+                self.sock = socket.create_connection((LISTEN_HOST, port), timeout=2.0)
+                break
+            except OSError as e:
+                last = e
+                time.sleep(0.1)
+        else:
+            raise FeedError(f"could not connect to the controller feed at {LISTEN_HOST}:{port}: {last}")
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+
+    def request(self, msg: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        self.sock.settimeout(timeout_s)
+        try:
+            self.sock.sendall(encode(msg))
+            line = self.reader.readline()
+        except (OSError, socket.timeout) as e:
+            raise FeedError(f"controller feed: {type(e).__name__}: {e}") from None
+        if not line:
+            raise FeedError("the controller closed the feed connection (did it crash? see its log)")
+        reply = decode(line)
+        if reply["type"] == "error":
+            raise FeedError(f"controller error: {reply.get('message')}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,129 @@
+"""The ``testbed`` command line (also ``python -m testbed``).
+
+Sub-commands live in a registry (:data:`COMMANDS`); each is (help, add_arguments, run)
+where ``run(args) -> int``. Errors derived from :class:`~testbed.errors.TestbedError`
+(and the packages' own ValueError subclasses for bad input) become one line on stderr
+and their exit status; there is never a traceback for a problem the user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Callable
+
+from .errors import InputError, TestbedError
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _doctor_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import probe
+    caps = probe.probe()
+    for ok, text in probe.doctor_lines(caps):
+        print(("ok    " if ok else "FAIL  ") + text)
+    problems = probe.can_run(caps)
+    print("the testbed can run" if not problems else f"the testbed cannot run: {problems[0]}")
+    return 0 if not problems else 1
+
+
+def _clean_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="clean even while a run holds the lock")
+
+
+def _clean(args: argparse.Namespace) -> int:
+    import os
+    from .clean import clean
+    from .errors import EnvironmentProblem
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("testbed clean needs root (it removes namespaces and OVS bridges): use sudo")
+    rep = clean(force=args.force)
+    if rep.total() == 0:
+        print("clean: nothing to remove")
+    for what in ("processes", "bridges", "netns", "interfaces"):
+        items = getattr(rep, what)
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            print(f"clean: removed {what}: {shown}")
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    from .slice import add_arguments
+    add_arguments(p)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .slice import run
+    return run(args)
+
+
+def _topo_args(p: argparse.ArgumentParser) -> None:
+    from topologies import cli as topo_cli
+    topo_cli.add_arguments(p)
+
+
+def _topo(args: argparse.Namespace) -> int:
+    from topologies import cli as topo_cli
+    return topo_cli.run(args)
+
+
+COMMANDS: dict[str, Command] = {
+    "doctor": ("probe this machine: what the testbed will use, what is missing", _doctor_args, _doctor),
+    "clean": ("remove everything the testbed created (after a crash, too)", _clean_args, _clean),
+    "demo": ("run the end-to-end slice: 3 satellites in a chain, ping + iperf3", _demo_args, _demo),
+    "topo": ("generate an orbital link schedule, summarise it, draw it", _topo_args, _topo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testbed", description="Laser-mesh routing testbed for compute satellites")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Each package's bad-input error, imported lazily (a missing package is not fatal)."""
+    types: list[type[BaseException]] = [InputError]
+    for mod, name in (("topologies", "TopologyError"), ("controllers", "RoutingError"),
+                      ("testbed.workload", "WorkloadError")):
+        try:
+            types.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    # SIGTERM behaves like Ctrl-C: every `finally` runs and the network is torn down.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    args = build_parser().parse_args(argv)
+    try:
+        return args._run(args)
+    except TestbedError as e:
+        print(f"testbed {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"testbed {args.command}: interrupted; everything the run created was removed", file=sys.stderr)
+        return 130
+    except _user_error_types() as e:
+        print(f"testbed {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shared fixtures. Emulation tests need root + Open vSwitch; in CI (CI=true) a missing
+prerequisite is a failure, never a silent skip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _emulation_problem() -> str | None:
+    from testbed import probe
+    problems = probe.can_run(probe.probe())
+    return problems[0] if problems else None
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any("emulation" in item.keywords for item in items):
+        return
+    problem = _emulation_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"emulation tests cannot run in CI: {problem}")
+    skip = pytest.mark.skip(reason=f"emulation prerequisites missing: {problem}")
+    for item in items:
+        if "emulation" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def testbed_cli():
+    """Runs ``python -m testbed ARGS`` and returns the CompletedProcess."""
+    def run(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "testbed", *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=REPO, **kw)
+    return run
+
+
+def leftovers() -> dict[str, list[str]]:
+    """Everything the testbed could have left behind (its own marks only)."""
+    from testbed.clean import our_netns, parse_bridge_list, parse_link_aliases
+    from testbed.tracking import recorded_processes
+    br = subprocess.run(["ovs-vsctl", "--format=csv", "--no-headings", "--columns=name,external_ids",
+                         "list", "Bridge"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {"bridges": parse_bridge_list(br), "netns": our_netns(), "interfaces": parse_link_aliases(links),
+            "processes": [f"{p.role}[{p.pid}]" for p in recorded_processes() if p.alive()]}
