@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import Callable
 
-from .errors import InputError, TestbedError
+from .errors import EnvironmentProblem, InputError, TestbedError
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -81,13 +81,22 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _unavailable(name: str, error: ImportError) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise EnvironmentProblem(f"'{name}' is not available: {error} (run 'make setup')")
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="testbed", description="Laser-mesh routing testbed for compute satellites")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (help_text, add_args, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_args(p)
+        try:
+            add_args(p)
+        except ImportError as e:   # one broken sub-command must not take the others down
+            run = _unavailable(name, e)
         p.set_defaults(_run=run)
     return parser
 

@@ -47,7 +47,7 @@ def parse_ping(text: str) -> tuple[list[float], int, int]:
 
 def iperf3_between(src_ns: str, dst_ns: str, dst_ip: str, duration_s: float, omit_s: float = 1.0) -> dict:
     """Runs a real iperf3 (server bound to the destination host's address); returns its JSON."""
-    from .tracking import Spawned
+    from .tracking import Spawned, run_tracked
     server = Spawned(["iperf3", "-s", "-1", "-B", dst_ip, "-J"], role="iperf3-server", netns=dst_ns,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -58,9 +58,8 @@ def iperf3_between(src_ns: str, dst_ns: str, dst_ip: str, duration_s: float, omi
             if r.stdout.strip() or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        r = subprocess.run(["ip", "netns", "exec", src_ns, "iperf3", "-c", dst_ip, "-t", str(duration_s),
-                            "-O", str(omit_s), "-J"], capture_output=True, text=True,
-                           timeout=duration_s + omit_s + 30)
+        r = run_tracked(["iperf3", "-c", dst_ip, "-t", str(duration_s), "-O", str(omit_s), "-J"],
+                        "iperf3-client", netns=src_ns, timeout_s=duration_s + omit_s + 30)
         try:
             out = json.loads(r.stdout)
         except ValueError:
@@ -74,11 +73,11 @@ def iperf3_between(src_ns: str, dst_ns: str, dst_ip: str, duration_s: float, omi
 
 def run(args: argparse.Namespace) -> int:
     from . import probe
-    from .controller import Controller
+    from .controller import Controller, check_port_free
     from .links import BACKENDS
     from .network import Network
     from .plan import chain_plan
-    from .tracking import RunLock
+    from .tracking import RunLock, run_tracked
 
     if args.satellites < 2:
         raise InputError(f"--satellites: a chain needs at least 2, got {args.satellites}")
@@ -94,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     src, dst = plan.hosts[0], plan.hosts[-1]
     n_links = len(plan.links)
 
+    if args.of_port is not None:
+        check_port_free(args.of_port, "OpenFlow")   # before anything is created
     with RunLock():
         run_dir = RunDir.create(args.results / "slice")
         manifest = {
@@ -116,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
             ctl.request(topology_message(plan))
             net.wait_connected()
             applied = ctl.request(state_message_from_plan(plan, step=0, t_s=0.0))
-            r = subprocess.run(["ip", "netns", "exec", src.netns, "ping", "-n", "-c", str(args.pings),
-                                "-i", "0.2", "-W", "2", dst.ip], capture_output=True, text=True)
+            r = run_tracked(["ping", "-n", "-c", str(args.pings), "-i", "0.2", "-W", "2", dst.ip], "ping",
+                            netns=src.netns, timeout_s=args.pings * 0.2 + 10)
             ctl.check_alive()
             rtts, sent, received = parse_ping(r.stdout)
             iperf = iperf3_between(src.netns, dst.netns, dst.ip, args.iperf_s)

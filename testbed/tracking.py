@@ -190,3 +190,21 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def run_tracked(argv: list[str], role: str, netns: str | None = None,
+                timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    """Runs a bounded command (in a host namespace) to completion, tracked while it runs.
+
+    Output is captured as text. On timeout the process is ended and
+    :class:`EnvironmentProblem` is raised naming the command.
+    """
+    proc = Spawned(argv, role=role, netns=netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.popen.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        raise EnvironmentProblem(f"{role} did not finish within {timeout_s:.0f} s: {' '.join(proc.argv)}") from None
+    finally:
+        forget_process(proc.pid)
+    return subprocess.CompletedProcess(proc.argv, proc.popen.returncode, out, err)

@@ -1,0 +1,277 @@
+"""The os-ken application: the only module that imports os-ken.
+
+It is a shim (Faucet's pattern): events are unpacked and handed to
+:class:`~controllers.session.ControllerSession`; the desired flow table it returns is
+diffed (:func:`~controllers.rules.diff_rules`) against what each switch has, and only the
+difference is sent as OpenFlow 1.3 flow and group mods, confirmed by a barrier. Inputs:
+switch connect/disconnect, port status (a port going down takes its link out at once),
+port statistics (polled; utilisation per directed link, for ``load_aware`` and for the
+results), and the testbed's link-state feed (:mod:`controllers.feed`).
+
+Run as a process (the testbed does this)::
+
+    python -m controllers.app --of-port 6653 --feed-port 6700 --algorithm min_delay --params '{}'
+
+Both ports are bound to 127.0.0.1 only. A handler exception stops the controller with
+a traceback in its log (never a silent half-working controller); the testbed notices
+the exit and stops the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from os_ken import cfg
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from . import feed
+from .algorithms import make_router
+from .rules import GroupAction, Op, OutputAction, SwitchTable, diff_rules
+from .session import ControllerSession
+
+LOG = logging.getLogger("lmtb.controller")
+BARRIER_TIMEOUT_S = 5.0
+OPTIONS: dict = {}   # filled by main() before os-ken instantiates the app
+
+
+class RoutingApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.session = ControllerSession(make_router(OPTIONS["algorithm"], OPTIONS["params"]))
+        self.datapaths = {}         # node -> datapath
+        self.installed = {}         # node -> SwitchTable on that switch
+        self.pending_barriers = {}  # (node, xid) -> hub.Event
+        self.port_bytes = {}        # (node, port) -> (t, tx_bytes)
+        self.poll_interval_s = OPTIONS["poll_interval_s"]
+        self.stats_log = open(OPTIONS["stats_log"], "a") if OPTIONS.get("stats_log") else None
+        self.threads.append(hub.spawn(self._serve_feed))
+        if self.poll_interval_s > 0:
+            self.threads.append(hub.spawn(self._poll_ports))
+
+    # ---------------------------------------------------------------- feed
+    def _serve_feed(self):
+        server = hub.StreamServer((feed.LISTEN_HOST, OPTIONS["feed_port"]), self._feed_connection)
+        LOG.info("feed listening on %s:%d", feed.LISTEN_HOST, OPTIONS["feed_port"])
+        server.serve_forever()
+
+    def _feed_connection(self, sock, addr):
+        reader = sock.makefile("rb")
+        for line in reader:
+            msg = feed.decode(line)
+            handler = self.FEED_HANDLERS.get(msg["type"])
+            if handler is None:
+                reply = {"type": "error", "message": f"unknown feed message type {msg['type']!r}"}
+            else:
+                try:
+                    reply = handler(self, msg)
+                except Exception as e:  # noqa: BLE001 - reported to the testbed, which stops the run
+                    LOG.exception("feed message %s failed", msg["type"])
+                    reply = {"type": "error", "message": f"{type(e).__name__}: {e}"}
+            sock.sendall(feed.encode(reply))
+        LOG.info("feed connection closed")
+
+    def _on_topology(self, msg):
+        self.session.on_topology(msg)
+        LOG.info("topology: %d switches, %d hosts", len(self.session.switches), len(self.session.hosts))
+        return {"type": "topology_ok"}
+
+    def _on_state(self, msg):
+        stats = self.session.on_state(msg)
+        sent = self._push()
+        missing = [n for n in self.session.switches if n not in self.datapaths]
+        reply = {"type": "applied", "step": self.session.step, "compute_s": stats.compute_s,
+                 "flow_mods": sent["flow_mods"], "group_mods": sent["group_mods"],
+                 "barrier_timeout": sent["barrier_timeout"], "missing_switches": missing,
+                 "rules_per_switch": {str(n): len(t.rules) for n, t in self.installed.items()}}
+        self._log_stats({"event": "step", **{k: v for k, v in reply.items() if k != "type"}})
+        return reply
+
+    def _on_status(self, msg):
+        return {"type": "status", "connected": sorted(self.datapaths),
+                "installed": all(self.installed.get(n) == self.session.table.get(n, SwitchTable())
+                                 for n in self.session.switches)}
+
+    FEED_HANDLERS = {"topology": _on_topology, "state": _on_state, "status": _on_status}
+
+    def _log_stats(self, record):
+        if self.stats_log:
+            self.stats_log.write(json.dumps({"t_wall": time.time(), **record}) + "\n")
+            self.stats_log.flush()
+
+    # ---------------------------------------------------------------- pushing rules
+    def _push(self, nodes=None):
+        """Sends the difference between desired and installed rules; waits for barriers."""
+        nodes = sorted(self.datapaths) if nodes is None else nodes
+        old = {n: self.installed[n] for n in nodes if self.installed.get(n)}
+        new = {n: self.session.table[n] for n in nodes if self.session.table.get(n)}
+        diff = diff_rules(old, new)
+        waits = []
+        for node, sdiff in diff.switches.items():
+            dp = self.datapaths.get(node)
+            if dp is None:
+                continue
+            for op, item in sdiff.operations():
+                dp.send_msg(self._message(dp, op, item))
+            waits.append(self._barrier(node, dp))
+            self.installed[node] = self.session.table.get(node, SwitchTable())
+        timeout = False
+        for ev in waits:
+            if not ev.wait(timeout=BARRIER_TIMEOUT_S):
+                timeout = True
+        return {"flow_mods": diff.flow_mods, "group_mods": diff.group_mods, "barrier_timeout": timeout}
+
+    def _barrier(self, node, dp):
+        req = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(req)
+        ev = hub.Event()
+        self.pending_barriers[(node, req.xid)] = ev
+        dp.send_msg(req)
+        return ev
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev):
+        node = self.session.dpid_to_node.get(ev.msg.datapath.id)
+        waiter = self.pending_barriers.pop((node, ev.msg.xid), None)
+        if waiter is not None:
+            waiter.set()
+
+    @staticmethod
+    def _message(dp, op, item):
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        if op in (Op.GROUP_ADD, Op.GROUP_MODIFY, Op.GROUP_DELETE):
+            command = {Op.GROUP_ADD: ofp.OFPGC_ADD, Op.GROUP_MODIFY: ofp.OFPGC_MODIFY,
+                       Op.GROUP_DELETE: ofp.OFPGC_DELETE}[op]
+            buckets = [] if op == Op.GROUP_DELETE else [
+                # watch_port: OVS skips a bucket whose port is down (fast local failover)
+                parser.OFPBucket(weight=w, watch_port=port, watch_group=ofp.OFPG_ANY,
+                                 actions=[parser.OFPActionOutput(port)])
+                for port, w in item.buckets]
+            return parser.OFPGroupMod(dp, command, ofp.OFPGT_SELECT, item.group_id, buckets)
+        match = parser.OFPMatch(eth_type=0x0800, ipv4_dst=item.ipv4_dst)
+        if op == Op.FLOW_DELETE:
+            return parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE_STRICT, priority=item.priority, match=match,
+                                     out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+        if isinstance(item.action, OutputAction):
+            actions = [parser.OFPActionOutput(item.action.port)]
+        elif isinstance(item.action, GroupAction):
+            actions = [parser.OFPActionGroup(item.action.group_id)]
+        else:
+            raise TypeError(f"unknown action {item.action!r}")
+        inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+        command = ofp.OFPFC_ADD if op == Op.FLOW_ADD else ofp.OFPFC_MODIFY_STRICT
+        return parser.OFPFlowMod(dp, command=command, priority=item.priority, match=match, instructions=inst)
+
+    # ---------------------------------------------------------------- switch events
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_features(self, ev):
+        dp = ev.msg.datapath
+        node = self.session.dpid_to_node.get(dp.id, dp.id - 1)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        # Start from a clean table: whatever an earlier controller left is gone.
+        dp.send_msg(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE, table_id=ofp.OFPTT_ALL,
+                                      out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch()))
+        dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_ALL, ofp.OFPG_ALL, []))
+        self.datapaths[node] = dp
+        self.installed[node] = SwitchTable()
+        LOG.info("switch %d (dpid %d) connected", node, dp.id)
+        if self.session.has_topology and self.session.step >= 0:
+            hub.spawn(self._push, [node])
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        dp = ev.datapath
+        node = self.session.dpid_to_node.get(dp.id, (dp.id or 0) - 1)
+        if self.datapaths.get(node) is dp:
+            del self.datapaths[node]
+            self.installed.pop(node, None)
+            LOG.warning("switch %d disconnected", node)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        msg = ev.msg
+        ofp = msg.datapath.ofproto
+        down = bool(msg.desc.state & ofp.OFPPS_LINK_DOWN) or bool(msg.desc.config & ofp.OFPPC_PORT_DOWN)
+        node = self.session.dpid_to_node.get(msg.datapath.id)
+        if down and node is not None and self.session.has_topology and self.session.on_port_down(node, msg.desc.port_no):
+            stats = self.session.recompute()
+            sent = self._push()
+            self._log_stats({"event": "port_down", "node": node, "port": msg.desc.port_no,
+                             "compute_s": stats.compute_s, **sent})
+
+    # ---------------------------------------------------------------- port statistics
+    def _poll_ports(self):
+        while True:
+            hub.sleep(self.poll_interval_s)
+            for dp in list(self.datapaths.values()):
+                dp.send_msg(dp.ofproto_parser.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev):
+        node = self.session.dpid_to_node.get(ev.msg.datapath.id)
+        if node is None or not self.session.has_topology:
+            return
+        now = time.monotonic()
+        util = dict(self.session.utilisation)
+        changed = False
+        for st in ev.msg.body:
+            key = (node, st.port_no)
+            edge = self.session.port_to_edge.get(key)
+            prev = self.port_bytes.get(key)
+            self.port_bytes[key] = (now, st.tx_bytes)
+            if edge is None or prev is None or now <= prev[0]:
+                continue
+            nbr = edge[1] if edge[0] == node else edge[0]
+            cap = self.session.links.get(edge, {}).get("capacity_bps")
+            if not cap:
+                continue
+            u = max(0.0, (st.tx_bytes - prev[1]) * 8 / (now - prev[0]) / cap)
+            changed |= abs(util.get((node, nbr), 0.0) - u) > 0.01
+            util[(node, nbr)] = u
+        if changed:
+            self.session.on_utilisation(util)
+            self._log_stats({"event": "utilisation", "node": node,
+                             "links": {f"{a}-{b}": round(u, 4) for (a, b), u in util.items() if a == node}})
+            if self.session.step >= 0:
+                self.session.recompute()
+                self._push()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m controllers.app")
+    ap.add_argument("--of-port", type=int, required=True)
+    ap.add_argument("--feed-port", type=int, required=True)
+    ap.add_argument("--algorithm", required=True)
+    ap.add_argument("--params", default="{}", help="JSON object of algorithm parameters")
+    ap.add_argument("--poll-interval-s", type=float, default=0.5, help="port statistics poll period (0: off)")
+    ap.add_argument("--stats-log", default=None, help="JSON-lines file for per-step statistics")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    try:
+        make_router(args.algorithm, json.loads(args.params))   # fail before listening
+    except ValueError as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 2
+    OPTIONS.update(algorithm=args.algorithm, params=json.loads(args.params), feed_port=args.feed_port,
+                   poll_interval_s=args.poll_interval_s, stats_log=args.stats_log)
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", "127.0.0.1")
+    cfg.CONF.set_override("ofp_tcp_listen_port", args.of_port)
+    app_manager.AppManager.run_apps([__name__])
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The controller's view of the network and the rules it wants installed (pure, no os-ken).
+
+:class:`ControllerSession` takes the feed's messages (see :mod:`controllers.feed`) and
+port events, runs the chosen router, and answers with the desired :data:`FlowTable`.
+The os-ken app (:mod:`controllers.app`) diffs that against what each switch has and
+sends only the difference. Time is a parameter (``clock``) so tests can drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .algorithms.base import Router, Routes, RoutingContext
+from .graph import from_records, to_graph
+from .rules import FlowTable, HostAttachment, build_flow_table
+
+
+@dataclass
+class StepStats:
+    compute_s: float = 0.0
+    routes: int = 0
+
+
+@dataclass
+class ControllerSession:
+    router: Router
+    clock: Callable[[], float] = time.perf_counter
+    dpid_to_node: dict[int, int] = field(default_factory=dict)
+    ports: dict[tuple[int, int], int] = field(default_factory=dict)
+    port_to_edge: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    hosts: dict[str, HostAttachment] = field(default_factory=dict)
+    switches: tuple[int, ...] = ()
+    links: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    future: list[tuple[float, list[dict]]] = field(default_factory=list)
+    utilisation: dict[tuple[int, int], float] = field(default_factory=dict)
+    t_s: float = 0.0
+    step: int = -1
+    routes: Routes | None = None
+    table: FlowTable = field(default_factory=dict)
+
+    @property
+    def has_topology(self) -> bool:
+        return bool(self.switches)
+
+    def on_topology(self, msg: dict) -> None:
+        self.dpid_to_node = {int(dpid): int(node) for node, dpid in msg["switches"]}
+        self.switches = tuple(sorted(self.dpid_to_node.values()))
+        self.ports = {(int(s), int(n)): int(p) for s, n, p in msg["ports"]}
+        self.port_to_edge = {(s, p): (min(s, n), max(s, n)) for (s, n), p in self.ports.items()}
+        self.hosts = {h["ip"]: HostAttachment(switch=int(h["switch"]), port=int(h["port"]), mac=h["mac"])
+                      for h in msg["hosts"]}
+
+    def on_state(self, msg: dict) -> StepStats:
+        self.step = int(msg["step"])
+        self.t_s = float(msg["t_s"])
+        self.links = {(min(r["a"], r["b"]), max(r["a"], r["b"])): dict(r) for r in msg["links"]}
+        self.future = [(float(f["t_s"]), f["links"]) for f in msg.get("future", [])]
+        return self.recompute()
+
+    def on_port_down(self, node: int, port: int) -> bool:
+        """A switch reported a port down: the link is out at once. True if the view changed."""
+        edge = self.port_to_edge.get((node, port))
+        if edge is None or edge not in self.links or not self.links[edge]["up"]:
+            return False
+        self.links[edge]["up"] = False
+        return True
+
+    def on_utilisation(self, utilisation: dict[tuple[int, int], float]) -> None:
+        self.utilisation = dict(utilisation)
+
+    def recompute(self) -> StepStats:
+        t0 = self.clock()
+        graph = to_graph(from_records(self.t_s, self.switches, self.links.values()))
+        future = tuple((t, to_graph(from_records(t, self.switches, recs))) for t, recs in self.future)
+        destinations = frozenset(h.switch for h in self.hosts.values())
+        ctx = RoutingContext(t_s=self.t_s, future=future, utilisation=self.utilisation, previous=self.routes)
+        self.routes = self.router(graph, destinations, ctx)
+        self.table = build_flow_table(self.routes, self.ports, self.hosts)
+        return StepStats(compute_s=self.clock() - t0,
+                         routes=sum(len(v) for v in self.routes.values()))
