@@ -1,0 +1,411 @@
+"""Shortest-path trees toward many destinations at once, vectorised with numpy.
+
+All shipped algorithms share one shape: give every directed link ``u -> v`` a
+cost, compute for every destination ``d`` the cost-distance ``dist[d, u]``
+from every switch ``u`` to ``d``, then let each switch pick next hops among
+its neighbours.  This module does the heavy part fast and deterministically.
+
+Representation (:class:`IndexedGraph`)
+    Switches are renumbered ``0..N-1`` in sorted id order.  Neighbours are
+    held in a padded ``(N, W)`` matrix (``W`` = max degree), each row sorted by
+    neighbour id, so "first matching slot" = "smallest neighbour id": that is
+    the tie-break everywhere.  ``out_cost[u, k]`` is the cost of ``u -> nbr[u, k]``;
+    padding slots cost ``inf``.  Laser meshes have degree <= ~6, so padding is
+    cheap; memory is ``O(N * W)`` and ``O(D * N * W)`` during next-hop choice.
+
+Distances (:func:`distances`)
+    A label-correcting (Bellman-Ford) search run for all ``D`` destinations
+    together over a flat ``(D * N)`` array: each round relaxes only the
+    entries whose distance changed in the previous round.  Rounds = hop depth
+    of the trees (~50 on a 72 x 22 +Grid), each a handful of numpy calls.
+    With positive costs the float fixed point is unique, so the result is
+    bit-identical to Dijkstra's (:func:`dijkstra_distances`, kept as the
+    reference and tested against it).
+
+Loop freedom
+    Every next hop chosen here satisfies ``dist[d, v] < dist[d, u]``: the
+    distance to the destination strictly decreases at each hop, so the union
+    of all switches' choices (single- or multipath) cannot loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from ..errors import RoutingError
+from .base import NextHops, Routes
+
+__all__ = [
+    "IndexedGraph",
+    "distances",
+    "dijkstra_distances",
+    "via_costs",
+    "best_masks",
+    "multipath_masks",
+    "MAX_DEGREE",
+]
+
+#: Largest switch degree supported (next-hop sets are int64 bit masks).
+MAX_DEGREE = 62
+
+Weight = str | Callable[[Any, Any, dict], float] | None
+
+
+class IndexedGraph:
+    """Array form of an undirected graph with directed link costs.
+
+    Build with :meth:`from_graph`; derive other costs with :meth:`with_costs`.
+
+    Attributes
+    ----------
+    nodes : tuple
+        Switch ids in sorted order; index ``i`` <-> ``nodes[i]``.
+    index : dict
+        Switch id -> index.
+    nbr : ndarray, shape (N, W), int64
+        Neighbour indices, each row ascending; padding slots hold 0.
+    valid : ndarray, shape (N, W), bool
+        True for real slots.
+    out_cost : ndarray, shape (N, W), float64
+        Cost of ``u -> nbr[u, k]``; ``inf`` on padding.
+    rev_slot : ndarray, shape (N, W), int64
+        Slot of ``u`` in row ``nbr[u, k]`` (the reverse direction).
+    """
+
+    __slots__ = ("nodes", "index", "nbr", "valid", "out_cost", "rev_slot", "__dict__")
+
+    def __init__(self, nodes, index, nbr, valid, out_cost, rev_slot):
+        self.nodes = nodes
+        self.index = index
+        self.nbr = nbr
+        self.valid = valid
+        self.out_cost = out_cost
+        self.rev_slot = rev_slot
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def from_graph(cls, graph: nx.Graph, weight: Weight = "delay_s") -> "IndexedGraph":
+        """Index ``graph`` with link costs from ``weight``.
+
+        Parameters
+        ----------
+        graph : networkx.Graph
+            Undirected, no self-loops.
+        weight : str, callable or None
+            Edge attribute name (same cost both directions), a function
+            ``weight(u, v, data) -> float`` giving the cost of ``u -> v``,
+            or None for cost 1 on every link.  Costs must be finite and > 0.
+
+        Raises
+        ------
+        RoutingError
+            On a self-loop, a missing/non-positive/non-finite cost, or a
+            switch with more than :data:`MAX_DEGREE` links.
+        """
+        try:
+            nodes = tuple(sorted(graph))
+        except TypeError:
+            raise RoutingError("switch ids must be mutually comparable (ints)") from None
+        index = {u: i for i, u in enumerate(nodes)}
+        n = len(nodes)
+        us: list[int] = []
+        vs: list[int] = []
+        c_uv: list[float] = []
+        c_vu: list[float] = []
+        if weight is None:
+            for u, v in graph.edges():
+                us.append(index[u])
+                vs.append(index[v])
+            c_uv = [1.0] * len(us)
+            c_vu = c_uv
+        elif isinstance(weight, str):
+            for u, v, c in graph.edges(data=weight):
+                us.append(index[u])
+                vs.append(index[v])
+                c_uv.append(c)
+            c_vu = c_uv
+        else:
+            for u, v, data in graph.edges(data=True):
+                us.append(index[u])
+                vs.append(index[v])
+                c_uv.append(weight(u, v, data))
+                c_vu.append(weight(v, u, data))
+        if None in c_uv or None in c_vu:
+            i = (c_uv + c_vu).index(None)
+            u, v = (us + vs)[i], (vs + us)[i]
+            raise RoutingError(f"link ({nodes[u]}, {nodes[v]}): cost {weight!r} is missing")
+        src = np.array(us + vs, dtype=np.int64)
+        dst = np.array(vs + us, dtype=np.int64)
+        try:
+            cost = np.array(c_uv + c_vu, dtype=np.float64)
+        except (TypeError, ValueError):
+            bad = next(i for i, c in enumerate(c_uv + c_vu) if not _is_number(c))
+            raise RoutingError(
+                f"link ({nodes[src[bad]]}, {nodes[dst[bad]]}): cost {weight!r} is missing or not a number"
+            ) from None
+        if np.any(src == dst):
+            bad = int(src[np.argmax(src == dst)])
+            raise RoutingError(f"self-loop on switch {nodes[bad]}: links must join two different switches")
+        bad_cost = ~(np.isfinite(cost) & (cost > 0))
+        if np.any(bad_cost):
+            i = int(np.argmax(bad_cost))
+            raise RoutingError(
+                f"link ({nodes[src[i]]}, {nodes[dst[i]]}): cost must be finite and > 0, got {cost[i]!r}"
+            )
+        return cls._from_arrays(nodes, index, n, src, dst, cost)
+
+    @classmethod
+    def _from_arrays(cls, nodes, index, n, src, dst, cost) -> "IndexedGraph":
+        order = np.lexsort((dst, src))
+        src, dst, cost = src[order], dst[order], cost[order]
+        degree = np.bincount(src, minlength=n)
+        width = max(int(degree.max()) if n and src.size else 0, 1)
+        if width > MAX_DEGREE:
+            worst = nodes[int(np.argmax(degree))]
+            raise RoutingError(f"switch {worst} has {width} links; at most {MAX_DEGREE} are supported")
+        start = np.concatenate(([0], np.cumsum(degree)[:-1])) if n else np.zeros(0, np.int64)
+        slot = np.arange(src.size) - start[src]
+        nbr = np.zeros((n, width), dtype=np.int64)
+        valid = np.zeros((n, width), dtype=bool)
+        out_cost = np.full((n, width), np.inf)
+        nbr[src, slot] = dst
+        valid[src, slot] = True
+        out_cost[src, slot] = cost
+        # slot of the reverse link: edges are sorted by key src * n + dst
+        key = src * n + dst
+        rev = np.searchsorted(key, dst * n + src)
+        rev_slot = np.zeros((n, width), dtype=np.int64)
+        rev_slot[src, slot] = slot[rev]
+        return cls(nodes, index, nbr, valid, out_cost, rev_slot)
+
+    def with_costs(self, out_cost: np.ndarray) -> "IndexedGraph":
+        """Same topology with another ``(N, W)`` directed cost matrix.
+
+        Padding slots are forced to ``inf``; real slots must be finite > 0.
+        """
+        out_cost = np.where(self.valid, np.asarray(out_cost, dtype=np.float64), np.inf)
+        real = out_cost[self.valid]
+        if not np.all(np.isfinite(real) & (real > 0)):
+            raise RoutingError("derived link costs must be finite and > 0")
+        return IndexedGraph(self.nodes, self.index, self.nbr, self.valid, out_cost, self.rev_slot)
+
+    # -- lookups --------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Number of switches N."""
+        return len(self.nodes)
+
+    @cached_property
+    def in_cost(self) -> np.ndarray:
+        """``(N, W)``: cost of ``nbr[v, k] -> v`` at row ``v``; inf on padding."""
+        return np.where(self.valid, self.out_cost[self.nbr, self.rev_slot], np.inf)
+
+    @cached_property
+    def slots(self) -> dict[tuple[Any, Any], tuple[int, int]]:
+        """``(u id, v id) -> (index of u, slot of v in u's row)`` for every directed link."""
+        rows, cols = np.nonzero(self.valid)
+        nodes = self.nodes
+        nbr = self.nbr
+        return {
+            (nodes[r], nodes[nbr[r, c]]): (r, c) for r, c in zip(rows.tolist(), cols.tolist())
+        }
+
+    @cached_property
+    def _nbr_ids(self) -> list[list[Any]]:
+        nodes = self.nodes
+        return [[nodes[i] for i in row] for row in self.nbr.tolist()]
+
+    def indices(self, switches: Iterable[Any]) -> np.ndarray:
+        """Sorted indices of ``switches`` (ids that are nodes of the graph)."""
+        return np.array(sorted(self.index[s] for s in switches), dtype=np.int64)
+
+    # -- output ---------------------------------------------------------------
+
+    def routes(self, dest_idx: Sequence[int], masks: np.ndarray) -> Routes:
+        """Build :data:`Routes` from next-hop slot bit masks.
+
+        Parameters
+        ----------
+        dest_idx : sequence of int, length D
+            Destination indices (rows of ``masks``).
+        masks : ndarray, shape (D, N), int64
+            Bit ``k`` of ``masks[j, u]`` set = switch ``u`` forwards traffic
+            for destination ``dest_idx[j]`` to ``nbr[u, k]``.  0 = no entry.
+            Weights are equal over the set bits.
+        """
+        nodes = self.nodes
+        dest_ids = [nodes[int(d)] for d in dest_idx]
+        dest_set = set(dest_ids)
+        nbr_ids = self._nbr_ids
+        routes: Routes = {}
+        for u, row, ids in zip(nodes, masks.T.tolist(), nbr_ids):
+            cache = {m: _next_hops(ids, m) for m in set(row)}
+            entry = dict(zip(dest_ids, map(cache.__getitem__, row)))
+            if 0 in cache:
+                if u in dest_set and row.count(0) == 1 and entry[u] is None:
+                    del entry[u]
+                else:
+                    entry = {d: hops for d, hops in entry.items() if hops is not None}
+            routes[u] = entry
+        return routes
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+
+
+def _next_hops(ids: list[Any], mask: int) -> NextHops | None:
+    if mask == 0:
+        return None
+    chosen = [ids[k] for k in range(mask.bit_length()) if mask >> k & 1]
+    weight = 1.0 / len(chosen)
+    return tuple((v, weight) for v in chosen)
+
+
+# -- distances ---------------------------------------------------------------
+
+
+def distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
+    """Cost-distance from every switch to every destination.
+
+    Parameters
+    ----------
+    graph : IndexedGraph
+    dest_idx : sequence of int, length D
+        Destination indices.
+
+    Returns
+    -------
+    ndarray, shape (D, N), float64
+        ``dist[j, u]`` = least total cost of a path ``u -> dest_idx[j]``
+        (``inf`` if unreachable, 0 at the destination).
+    """
+    n = graph.size
+    dest = np.asarray(dest_idx, dtype=np.int64)
+    dist = np.full(dest.size * n, np.inf)
+    if dest.size == 0:
+        return dist.reshape(0, n)
+    in_nbr = graph.nbr
+    in_cost = graph.in_cost  # cost of (neighbour -> v), row v
+    active = dest + np.arange(dest.size, dtype=np.int64) * n
+    dist[active] = 0.0
+    while active.size:
+        v = active % n
+        # flat index of (destination row, neighbour u) for each in-link u -> v
+        target = ((active - v)[:, None] + in_nbr[v]).ravel()
+        candidate = (dist[active][:, None] + in_cost[v]).ravel()
+        better = candidate < dist[target]
+        target = target[better]
+        candidate = candidate[better]
+        np.minimum.at(dist, target, candidate)
+        # entries whose new distance came from this round relax next round
+        active = target[dist[target] == candidate]
+    return dist.reshape(dest.size, n)
+
+
+def dijkstra_distances(graph: IndexedGraph, dest: int) -> list[float]:
+    """Reference: Dijkstra toward one destination index, pure Python.
+
+    Returns the list ``dist[u]`` for all switches; identical, bit for bit,
+    to the corresponding row of :func:`distances`.
+    """
+    n = graph.size
+    in_rows = [
+        [(u, c) for u, c, ok in zip(nbrs, costs, oks) if ok]
+        for nbrs, costs, oks in zip(graph.nbr.tolist(), graph.in_cost.tolist(), graph.valid.tolist())
+    ]
+    dist = [math.inf] * n
+    dist[dest] = 0.0
+    done = [False] * n
+    heap = [(0.0, dest)]
+    while heap:
+        d, v = heapq.heappop(heap)
+        if done[v]:
+            continue
+        done[v] = True
+        for u, c in in_rows[v]:
+            candidate = d + c
+            if candidate < dist[u]:
+                dist[u] = candidate
+                heapq.heappush(heap, (candidate, u))
+    return dist
+
+
+# -- next-hop choice ------------------------------------------------------------
+
+
+def via_costs(graph: IndexedGraph, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cost of reaching each destination through each neighbour.
+
+    Returns
+    -------
+    via : ndarray, shape (D, N, W)
+        ``out_cost[u, k] + dist[j, nbr[u, k]]`` (``inf`` on padding).
+    downhill : ndarray, shape (D, N, W), bool
+        ``dist[j, nbr[u, k]] < dist[j, u]`` on real slots of reachable
+        switches: the neighbours that are allowed as next hops.
+    """
+    ahead = dist[:, graph.nbr]
+    via = graph.out_cost[None, :, :] + ahead
+    here = dist[:, :, None]
+    downhill = (ahead < here) & graph.valid[None, :, :] & np.isfinite(here)
+    return via, downhill
+
+
+def best_masks(graph: IndexedGraph, dist: np.ndarray) -> np.ndarray:
+    """One next hop per (destination, switch): the neighbour on a least-cost
+    path, smallest neighbour id on ties.
+
+    Returns
+    -------
+    ndarray, shape (D, N), int64
+        Bit mask with one bit set, or 0 (destination itself, unreachable).
+    """
+    via, downhill = via_costs(graph, dist)
+    hit = downhill & (via == dist[:, :, None])
+    first = hit.argmax(axis=2)
+    return np.where(hit.any(axis=2), np.left_shift(1, first), 0).astype(np.int64)
+
+
+def multipath_masks(graph: IndexedGraph, dist: np.ndarray, k: int, max_stretch: float) -> np.ndarray:
+    """Up to ``k`` downhill next hops per (destination, switch).
+
+    A neighbour ``v`` of ``u`` qualifies if it is downhill
+    (``dist[v] < dist[u]``) and ``cost(u, v) + (1 + s) * dist[v] <= (1 + s) *
+    dist[u]`` with ``s = max_stretch``.  By induction from the destination,
+    every path through the union of qualifying next hops then costs at most
+    ``(1 + s)`` times the least cost -- an end-to-end bound, not a per-hop
+    one.  The least-cost neighbour always qualifies, so reachable switches
+    get >= 1 next hop; ``s = inf`` admits every downhill neighbour.  Of the
+    qualifying neighbours the ``k`` with the cheapest ``cost(u, v) + dist[v]``
+    are kept (ties: smaller neighbour id).
+
+    Returns
+    -------
+    ndarray, shape (D, N), int64
+        Bit masks of the chosen slots.
+    """
+    via, downhill = via_costs(graph, dist)
+    if math.isfinite(max_stretch):
+        here = dist[:, :, None]
+        best = via == here
+        scale = 1.0 + max_stretch
+        bounded = graph.out_cost[None, :, :] + scale * dist[:, graph.nbr] <= scale * here
+        allowed = downhill & (best | bounded)
+    else:
+        allowed = downhill
+    ranked = np.where(allowed, via, np.inf)
+    order = np.argsort(ranked, axis=2, kind="stable")
+    rank = np.argsort(order, axis=2, kind="stable")
+    chosen = allowed & (rank < k)
+    bits = np.left_shift(1, np.arange(graph.nbr.shape[1], dtype=np.int64))
+    return (chosen * bits).sum(axis=2, dtype=np.int64)

@@ -1,0 +1,459 @@
+"""Routes -> abstract OpenFlow 1.3 rules, and the diff between two rule sets.
+
+Pure translation, no os-ken: the adapter turns these values into flow mods
+and group mods.  Plan, then apply: :func:`build_flow_table` plans the whole
+table for a step, :func:`diff_rules` computes what to send, and
+:meth:`RuleDiff.operations` gives the order that is safe on a live switch.
+
+Model
+    One rule per (switch, destination host): match ``eth_type=IPv4,
+    ipv4_dst=<host>/32`` (the adapter adds ``eth_type``), one priority, and
+    either :class:`OutputAction` (single path, or local delivery at the
+    host's own switch) or :class:`GroupAction` pointing at a
+    :class:`SelectGroup` whose buckets ``(port, weight)`` spread flows over
+    several next hops.  A switch with no route to a host gets no rule for it
+    (the table-miss entry, installed by the adapter, drops).
+
+Group ids
+    The select group on switch ``s`` toward destination switch ``d`` has
+    group id ``d`` (all hosts behind ``d`` share it), so a group id is stable
+    across steps and a change of buckets is one group modify, not a rule
+    change.  The adapter must not use group ids in ``0..max switch id`` for
+    anything else.
+
+Invariant
+    A :data:`FlowTable` never holds an empty :class:`SwitchTable`, so two
+    tables that forward the same are equal as values.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Union
+
+from .algorithms.base import Routes
+from .errors import RuleError
+
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "OFPP_MAX",
+    "OFPG_MAX",
+    "HostAttachment",
+    "OutputAction",
+    "GroupAction",
+    "Action",
+    "SelectGroup",
+    "Rule",
+    "SwitchTable",
+    "FlowTable",
+    "Op",
+    "SwitchDiff",
+    "RuleDiff",
+    "build_flow_table",
+    "diff_rules",
+    "apply_diff",
+    "bucket_weights",
+]
+
+#: Priority of the per-host IPv4 rules.
+DEFAULT_PRIORITY = 1000
+#: Largest physical port number in OpenFlow 1.3.
+OFPP_MAX = 0xFFFFFF00
+#: Largest group id in OpenFlow 1.3.
+OFPG_MAX = 0xFFFFFF00
+#: Bucket weights are integers in 1..WEIGHT_RESOLUTION (OpenFlow: uint16).
+WEIGHT_RESOLUTION = 1000
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_port(port: object, what: str) -> None:
+    if not _is_int(port) or not 1 <= port <= OFPP_MAX:
+        raise RuleError(f"{what}: OpenFlow port must be an int in 1..{OFPP_MAX:#x}, got {port!r}")
+
+
+def _ipv4(address: object) -> str:
+    try:
+        return str(ipaddress.IPv4Address(address))
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        raise RuleError(f"not an IPv4 host address: {address!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HostAttachment:
+    """Where a host is plugged in.
+
+    Attributes
+    ----------
+    switch : int
+        Switch id the host hangs off.
+    port : int
+        OpenFlow port number of that switch leading to the host.
+    mac : str
+        Host MAC, ``aa:bb:cc:dd:ee:ff`` (stored lower-case; for ARP replies).
+    """
+
+    switch: int
+    port: int
+    mac: str
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.switch):
+            raise RuleError(f"host switch must be an int switch id, got {self.switch!r}")
+        _check_port(self.port, f"host on switch {self.switch}")
+        mac = self.mac.lower() if isinstance(self.mac, str) else self.mac
+        if not isinstance(mac, str) or not _MAC.match(mac):
+            raise RuleError(f"host on switch {self.switch}: bad MAC {self.mac!r} (want aa:bb:cc:dd:ee:ff)")
+        object.__setattr__(self, "mac", mac)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputAction:
+    """Output to one port."""
+
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAction:
+    """Hand the packet to select group ``group_id`` on the same switch."""
+
+    group_id: int
+
+
+Action = Union[OutputAction, GroupAction]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectGroup:
+    """OpenFlow select group: each flow hashed to one bucket by weight.
+
+    Attributes
+    ----------
+    group_id : int
+    buckets : tuple of (int, int)
+        ``(output port, weight)``, sorted by port, weights >= 1, >= 2 buckets.
+    """
+
+    group_id: int
+    buckets: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One flow entry: IPv4 destination /32 -> action.
+
+    Attributes
+    ----------
+    ipv4_dst : str
+        Destination host address, dotted quad, exact match.
+    action : OutputAction or GroupAction
+    priority : int
+    """
+
+    ipv4_dst: str
+    action: Action
+    priority: int = DEFAULT_PRIORITY
+
+
+@dataclass(frozen=True)
+class SwitchTable:
+    """Rules and groups of one switch (read-only by convention).
+
+    Attributes
+    ----------
+    rules : dict str -> Rule
+        Keyed by ``ipv4_dst``, in sorted address order.
+    groups : dict int -> SelectGroup
+        Keyed by group id, sorted.
+    """
+
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    groups: Mapping[int, SelectGroup] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or bool(self.groups)
+
+
+#: switch id -> its table; switches without rules are absent.
+FlowTable = dict[int, SwitchTable]
+
+
+def bucket_weights(weights: tuple[float, ...]) -> tuple[int, ...]:
+    """Integer bucket weights for route weights that sum to 1.
+
+    Scaled to :data:`WEIGHT_RESOLUTION` and divided by their gcd, so equal
+    weights become all 1 and ``(0.5, 0.25, 0.25)`` becomes ``(2, 1, 1)``.
+    A weight that rounds to 0 gives 0 (the caller drops that bucket).
+    """
+    scaled = [round(w * WEIGHT_RESOLUTION) for w in weights]
+    common = reduce(math.gcd, scaled, 0) or 1
+    return tuple(s // common for s in scaled)
+
+
+def build_flow_table(
+    routes: Routes,
+    ports: Mapping[tuple[int, int], int],
+    hosts: Mapping[str, HostAttachment],
+    *,
+    priority: int = DEFAULT_PRIORITY,
+) -> FlowTable:
+    """Plan every switch's rules for the given routes.
+
+    Parameters
+    ----------
+    routes : Routes
+        From a router: switch -> destination switch -> ((neighbour, weight), ...).
+    ports : mapping (int, int) -> int
+        ``(switch, neighbour switch)`` -> OpenFlow port on ``switch`` toward it.
+    hosts : mapping str -> HostAttachment
+        Host IPv4 address -> attachment.
+    priority : int
+        Priority of every rule.
+
+    Returns
+    -------
+    FlowTable
+        For each switch with at least one rule: a rule per reachable host
+        (local delivery at the host's own switch) and a select group per
+        multipath destination switch.
+
+    Raises
+    ------
+    RuleError
+        On a missing port for a next hop, a bad address, bad weights, or a
+        destination switch id unusable as a group id.
+    """
+    if not _is_int(priority) or not 0 <= priority <= 0xFFFF:
+        raise RuleError(f"priority must be an int in 0..65535, got {priority!r}")
+    by_address = sorted(((ipaddress.IPv4Address(_ipv4(ip)), ip) for ip in hosts), key=lambda x: x[0])
+    attached = [(str(address), hosts[ip]) for address, ip in by_address]
+    for address, host in attached:
+        if not isinstance(host, HostAttachment):
+            raise RuleError(f"hosts[{address!r}] must be a HostAttachment, got {type(host).__name__}")
+    switches = sorted(set(routes) | {host.switch for _, host in attached})
+    table: FlowTable = {}
+    for s in switches:
+        by_dest = routes.get(s, {})
+        rules: dict[str, Rule] = {}
+        groups: dict[int, SelectGroup] = {}
+        actions: dict[int, Action | None] = {}  # destination switch -> action, shared by its hosts
+        for address, host in attached:
+            if host.switch == s:
+                action: Action | None = OutputAction(host.port)
+            else:
+                if host.switch not in actions:
+                    actions[host.switch] = _forwarding_action(s, host.switch, by_dest.get(host.switch), ports, groups)
+                action = actions[host.switch]
+            if action is not None:
+                rules[address] = Rule(address, action, priority)
+        if rules:
+            table[s] = SwitchTable(rules, dict(sorted(groups.items())))
+    return table
+
+
+def _forwarding_action(s, d, hops, ports, groups) -> Action | None:
+    if not hops:
+        return None
+    total = 0.0
+    bucket_ports = []
+    for v, weight in hops:
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+            raise RuleError(f"route on switch {s} to {d}: weight of next hop {v} must be > 0, got {weight!r}")
+        total += weight
+        port = ports.get((s, v))
+        if port is None:
+            raise RuleError(f"route on switch {s} to {d}: no port known on switch {s} toward neighbour {v}")
+        _check_port(port, f"port of switch {s} toward {v}")
+        bucket_ports.append(port)
+    if abs(total - 1.0) > 1e-6:
+        raise RuleError(f"route on switch {s} to {d}: next-hop weights sum to {total}, not 1")
+    if len(set(bucket_ports)) != len(bucket_ports):
+        raise RuleError(f"route on switch {s} to {d}: two next hops share one port")
+    weights = bucket_weights(tuple(w for _, w in hops))
+    buckets = tuple(sorted((p, w) for p, w in zip(bucket_ports, weights) if w > 0))
+    if len(buckets) == 1:
+        return OutputAction(buckets[0][0])
+    if not _is_int(d) or not 0 <= d <= OFPG_MAX:
+        raise RuleError(f"destination switch id {d!r} cannot be a group id (0..{OFPG_MAX:#x})")
+    groups[d] = SelectGroup(d, buckets)
+    return GroupAction(d)
+
+
+# -- diff ---------------------------------------------------------------------
+
+
+class Op(enum.Enum):
+    """Kinds of change, in the order :meth:`RuleDiff.operations` yields them."""
+
+    GROUP_ADD = "group_add"
+    GROUP_MODIFY = "group_modify"
+    FLOW_ADD = "flow_add"
+    FLOW_MODIFY = "flow_modify"
+    FLOW_DELETE = "flow_delete"
+    GROUP_DELETE = "group_delete"
+
+
+@dataclass(frozen=True)
+class SwitchDiff:
+    """Changes for one switch.
+
+    ``flow_deletes`` and ``group_deletes`` hold the *old* rules and groups
+    (their match/priority or id is what a strict delete needs); the other
+    fields hold the new ones.  Each tuple is sorted (address, group id).
+    """
+
+    flow_adds: tuple[Rule, ...] = ()
+    flow_modifies: tuple[Rule, ...] = ()
+    flow_deletes: tuple[Rule, ...] = ()
+    group_adds: tuple[SelectGroup, ...] = ()
+    group_modifies: tuple[SelectGroup, ...] = ()
+    group_deletes: tuple[SelectGroup, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any((self.flow_adds, self.flow_modifies, self.flow_deletes,
+                    self.group_adds, self.group_modifies, self.group_deletes))
+
+    def operations(self) -> Iterator[tuple[Op, Rule | SelectGroup]]:
+        """Changes in an order that is safe on a live OpenFlow 1.3 switch.
+
+        New and changed groups first (a flow may only point at an existing
+        group), then flow adds and modifies, then flow deletes, and group
+        deletes last: in OpenFlow 1.3 deleting a group also deletes every
+        flow that still points at it.  Traffic keeps a valid rule throughout.
+        """
+        for op, items in (
+            (Op.GROUP_ADD, self.group_adds),
+            (Op.GROUP_MODIFY, self.group_modifies),
+            (Op.FLOW_ADD, self.flow_adds),
+            (Op.FLOW_MODIFY, self.flow_modifies),
+            (Op.FLOW_DELETE, self.flow_deletes),
+            (Op.GROUP_DELETE, self.group_deletes),
+        ):
+            for item in items:
+                yield op, item
+
+    @property
+    def flow_mods(self) -> int:
+        """Number of flow mods this diff sends."""
+        return len(self.flow_adds) + len(self.flow_modifies) + len(self.flow_deletes)
+
+    @property
+    def group_mods(self) -> int:
+        """Number of group mods this diff sends."""
+        return len(self.group_adds) + len(self.group_modifies) + len(self.group_deletes)
+
+
+@dataclass(frozen=True)
+class RuleDiff:
+    """Per-switch changes; only switches with at least one change appear."""
+
+    switches: Mapping[int, SwitchDiff] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.switches)
+
+    def operations(self) -> Iterator[tuple[int, Op, Rule | SelectGroup]]:
+        """``(switch, op, item)`` for every change, switches in id order."""
+        for switch, change in self.switches.items():
+            for op, item in change.operations():
+                yield switch, op, item
+
+    @property
+    def flow_mods(self) -> int:
+        return sum(c.flow_mods for c in self.switches.values())
+
+    @property
+    def group_mods(self) -> int:
+        return sum(c.group_mods for c in self.switches.values())
+
+
+_EMPTY_TABLE = SwitchTable()
+
+
+def _diff_switch(old: SwitchTable, new: SwitchTable) -> SwitchDiff:
+    adds, modifies, deletes = [], [], []
+    for address, rule in new.rules.items():
+        before = old.rules.get(address)
+        if before is None:
+            adds.append(rule)
+        elif before.priority != rule.priority:  # different flow entry: replace
+            deletes.append(before)
+            adds.append(rule)
+        elif before != rule:
+            modifies.append(rule)
+    deletes.extend(rule for address, rule in old.rules.items() if address not in new.rules)
+    group_adds, group_modifies = [], []
+    for gid, group in new.groups.items():
+        before = old.groups.get(gid)
+        if before is None:
+            group_adds.append(group)
+        elif before != group:
+            group_modifies.append(group)
+    group_deletes = [group for gid, group in old.groups.items() if gid not in new.groups]
+
+    def by_address(rules):
+        return tuple(sorted(rules, key=lambda r: ipaddress.IPv4Address(r.ipv4_dst)))
+
+    def by_id(groups):
+        return tuple(sorted(groups, key=lambda g: g.group_id))
+
+    return SwitchDiff(
+        by_address(adds), by_address(modifies), by_address(deletes),
+        by_id(group_adds), by_id(group_modifies), by_id(group_deletes),
+    )
+
+
+def diff_rules(old: FlowTable, new: FlowTable) -> RuleDiff:
+    """What to send to turn the installed table ``old`` into ``new``.
+
+    Unchanged rules and groups are not in the diff; ``apply_diff(old,
+    diff_rules(old, new)) == new``.  A rule whose priority changes is a
+    delete plus an add (a different OpenFlow flow entry).
+    """
+    changes = {}
+    for switch in sorted(set(old) | set(new)):
+        change = _diff_switch(old.get(switch, _EMPTY_TABLE), new.get(switch, _EMPTY_TABLE))
+        if change:
+            changes[switch] = change
+    return RuleDiff(changes)
+
+
+def apply_diff(old: FlowTable, diff: RuleDiff) -> FlowTable:
+    """The table after applying ``diff`` to ``old`` (pure; ``old`` untouched).
+
+    Plain mapping semantics; :mod:`controllers.fakeoftable` applies the same
+    diff with OpenFlow 1.3 semantics instead.
+    """
+    result = dict(old)
+    for switch, change in diff.switches.items():
+        table = result.get(switch, _EMPTY_TABLE)
+        rules = dict(table.rules)
+        groups = dict(table.groups)
+        for rule in change.flow_deletes:
+            rules.pop(rule.ipv4_dst, None)
+        for rule in change.flow_adds + change.flow_modifies:
+            rules[rule.ipv4_dst] = rule
+        for group in change.group_deletes:
+            groups.pop(group.group_id, None)
+        for group in change.group_adds + change.group_modifies:
+            groups[group.group_id] = group
+        updated = SwitchTable(
+            dict(sorted(rules.items(), key=lambda item: ipaddress.IPv4Address(item[0]))),
+            dict(sorted(groups.items())),
+        )
+        if updated:
+            result[switch] = updated
+        else:
+            result.pop(switch, None)
+    return dict(sorted(result.items()))
