@@ -1,0 +1,128 @@
+"""The vectorised shortest-path engine (controllers.algorithms.spt)."""
+
+import math
+import random
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from controllers.algorithms.spt import (
+    IndexedGraph,
+    best_masks,
+    dijkstra_distances,
+    distances,
+    multipath_masks,
+)
+from controllers.errors import RoutingError
+from controllers.synthetic import plus_grid
+
+
+def random_graph(seed, n=None, m=None):
+    """Seeded random graph with random delays; may be disconnected."""
+    rng = random.Random(seed)
+    n = n or rng.randint(2, 40)
+    m = m if m is not None else rng.randint(0, n * 3)
+    graph = nx.gnm_random_graph(n, m, seed=seed)
+    graph = nx.relabel_nodes(graph, {u: 3 * u + 7 for u in graph})  # non-contiguous ids
+    for u, v in graph.edges:
+        # integer milliseconds make exact ties common
+        graph.edges[u, v]["delay_s"] = rng.choice([rng.randint(1, 5) * 1e-3, rng.uniform(0.002, 0.017)])
+    return graph
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_distances_equal_dijkstra_bit_for_bit(seed):
+    graph = random_graph(seed)
+    indexed = IndexedGraph.from_graph(graph, "delay_s")
+    dest = np.arange(indexed.size)
+    dist = distances(indexed, dest)
+    for j, d in enumerate(dest):
+        assert dist[j].tolist() == dijkstra_distances(indexed, int(d))
+    # and agree with networkx up to summation order
+    for j, d in enumerate(dest):
+        lengths = nx.single_source_dijkstra_path_length(graph, indexed.nodes[d], weight="delay_s")
+        for i, u in enumerate(indexed.nodes):
+            expected = lengths.get(u, math.inf)
+            assert dist[j, i] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_directed_costs_measure_distance_toward_destination(seed):
+    graph = random_graph(seed, n=25, m=60)
+    rng = random.Random(seed)
+    cost = {}
+    for u, v in graph.edges:
+        cost[(u, v)], cost[(v, u)] = rng.uniform(1, 9), rng.uniform(1, 9)
+    indexed = IndexedGraph.from_graph(graph, lambda u, v, data: cost[(u, v)])
+    digraph = nx.DiGraph()
+    digraph.add_nodes_from(graph)
+    digraph.add_weighted_edges_from((u, v, c) for (u, v), c in cost.items())
+    dest = np.arange(indexed.size)
+    dist = distances(indexed, dest)
+    for j, d in enumerate(dest):
+        to_d = nx.single_source_dijkstra_path_length(digraph.reverse(), indexed.nodes[d])
+        for i, u in enumerate(indexed.nodes):
+            assert dist[j, i] == pytest.approx(to_d.get(u, math.inf), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_next_hops_strictly_descend_and_break_ties_to_smallest_id(seed):
+    graph = random_graph(seed)
+    indexed = IndexedGraph.from_graph(graph, "delay_s")
+    dest = np.arange(indexed.size)
+    dist = distances(indexed, dest)
+    masks = best_masks(indexed, dist)
+    for j in range(dest.size):
+        for u in range(indexed.size):
+            mask = int(masks[j, u])
+            if u == dest[j] or math.isinf(dist[j, u]):
+                assert mask == 0
+                continue
+            assert bin(mask).count("1") == 1
+            slot = mask.bit_length() - 1
+            v = indexed.nbr[u, slot]
+            assert dist[j, v] < dist[j, u]
+            assert indexed.out_cost[u, slot] + dist[j, v] == dist[j, u]
+            # no smaller neighbour id on an equally short path
+            for k in range(slot):
+                if indexed.valid[u, k]:
+                    assert indexed.out_cost[u, k] + dist[j, indexed.nbr[u, k]] != dist[j, u]
+
+
+def test_multipath_with_k1_is_single_path_and_k_bounds_the_fanout():
+    graph = plus_grid(6, 6)  # equal delays: many ties
+    indexed = IndexedGraph.from_graph(graph, "delay_s")
+    dest = np.arange(indexed.size)
+    dist = distances(indexed, dest)
+    assert np.array_equal(multipath_masks(indexed, dist, 1, math.inf), best_masks(indexed, dist))
+    # on an even torus the switch opposite a destination has all 4 neighbours closer
+    for k in (1, 2, 3, 4, 5):
+        masks = multipath_masks(indexed, dist, k, math.inf)
+        counts = np.vectorize(lambda m: bin(int(m)).count("1"))(masks)
+        assert counts.max() == min(k, 4)
+
+
+def test_indexing_rejects_bad_costs_and_self_loops():
+    graph = nx.Graph()
+    graph.add_edge(1, 2, delay_s=0.0)
+    with pytest.raises(RoutingError, match=r"link \(1, 2\): cost must be finite and > 0"):
+        IndexedGraph.from_graph(graph, "delay_s")
+    graph.edges[1, 2]["delay_s"] = 0.001
+    graph.add_edge(3, 3, delay_s=0.001)
+    with pytest.raises(RoutingError, match="self-loop on switch 3"):
+        IndexedGraph.from_graph(graph, "delay_s")
+    graph = nx.Graph()
+    graph.add_edge(1, 2)
+    with pytest.raises(RoutingError, match=r"link \(1, 2\): cost .delay_s. is missing"):
+        IndexedGraph.from_graph(graph, "delay_s")
+
+
+def test_empty_and_edgeless_graphs():
+    empty = IndexedGraph.from_graph(nx.Graph(), "delay_s")
+    assert empty.routes([], np.zeros((0, 0), dtype=np.int64)) == {}
+    lonely = nx.empty_graph([5, 6])
+    indexed = IndexedGraph.from_graph(lonely, "delay_s")
+    dest = indexed.indices([5, 6])
+    routes = indexed.routes(dest, best_masks(indexed, distances(indexed, dest)))
+    assert routes == {5: {}, 6: {}}
