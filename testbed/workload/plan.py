@@ -1,0 +1,336 @@
+"""Expansion of a workload into explicit point-to-point schedules (the replay plan).
+
+``expand(workload)`` turns every collective into the rounds of its algorithm
+(:mod:`testbed.workload.schedules`) and every op into *steps*. A step belongs to one
+stream of its rank ("compute" or "comm"); the steps of a stream run one at a time
+in id order; a step's ``deps`` are steps (of any stream of the same rank) that must
+finish before it starts. A step sleeps ``compute_s``, sends its ``sends`` and
+finishes when the sends are written and all its ``recvs`` have arrived. Every
+transfer has a plan-wide id ``xfer`` shared by the send and the matching receive,
+so the replay agent can check each arriving transfer against the plan.
+
+The plan is JSON (``save_plan`` / ``load_plan``); it carries per-rank byte totals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import WorkloadError
+from .jsonl import parse_json_strict, write_text_atomic
+from .model import Collective, Compute, Op, Recv, Send, Workload, op_from_dict, op_to_dict
+from .schedules import SCHEDULES
+
+FORMAT = "lasermesh-plan"
+VERSION = 1
+STREAMS = ("compute", "comm")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One point-to-point message: ``peer`` is the other end, ``xfer`` its plan-wide id."""
+
+    peer: int
+    size_bytes: int
+    xfer: int
+
+
+@dataclass(frozen=True)
+class Step:
+    id: int
+    op: int
+    stream: str
+    deps: tuple[int, ...] = ()
+    compute_s: float = 0.0
+    sends: tuple[Transfer, ...] = ()
+    recvs: tuple[Transfer, ...] = ()
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """What one rank replays.
+
+    ``op_steps[i]`` is the (first, last) step id of op ``i``; ``op_instance[i]`` is
+    an id shared by all ranks taking part in the same collective (or send/recv pair).
+    """
+
+    rank: int
+    ops: tuple[Op, ...]
+    op_steps: tuple[tuple[int, int], ...]
+    op_instance: tuple[int, ...]
+    steps: tuple[Step, ...]
+    bytes_sent: int = field(init=False)
+    bytes_received: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bytes_sent", sum(t.size_bytes for s in self.steps for t in s.sends))
+        object.__setattr__(self, "bytes_received", sum(t.size_bytes for s in self.steps for t in s.recvs))
+
+    def peers(self) -> set[int]:
+        """Ranks this rank exchanges data with."""
+        return {t.peer for s in self.steps for t in (*s.sends, *s.recvs)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    n_ranks: int
+    iterations: int
+    seed: int
+    meta: Mapping[str, Any]
+    ranks: tuple[RankPlan, ...]
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "n_ranks": self.n_ranks,
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "meta": dict(self.meta),
+            "ranks": [_rank_to_dict(rp) for rp in self.ranks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+        """Build and validate a plan from its JSON form (raises WorkloadError)."""
+        _expect_keys("plan", data, {"format", "version", "n_ranks", "iterations", "seed", "meta", "ranks"})
+        if data["format"] != FORMAT or data["version"] != VERSION:
+            raise WorkloadError(f"not a {FORMAT} version {VERSION} document")
+        if not isinstance(data["ranks"], list) or not isinstance(data["meta"], dict):
+            raise WorkloadError("plan: ranks must be a list and meta an object")
+        for name in ("n_ranks", "iterations", "seed"):
+            if isinstance(data[name], bool) or not isinstance(data[name], int):
+                raise WorkloadError(f"plan: {name} must be an integer")
+        ranks = tuple(_rank_from_dict(i, r) for i, r in enumerate(data["ranks"]))
+        return cls(data["n_ranks"], data["iterations"], data["seed"], data["meta"], ranks)
+
+
+def _expect_keys(what: str, obj: Any, keys: set[str]) -> None:
+    if not isinstance(obj, Mapping):
+        raise WorkloadError(f"{what} must be a JSON object")
+    if set(obj) != keys:
+        raise WorkloadError(
+            f"{what}: unknown keys {sorted(set(obj) - keys)}, missing keys {sorted(keys - set(obj))}"
+        )
+
+
+def _rank_to_dict(rp: RankPlan) -> dict[str, Any]:
+    return {
+        "rank": rp.rank,
+        "bytes_sent": rp.bytes_sent,
+        "bytes_received": rp.bytes_received,
+        "ops": [
+            {"id": i, **op_to_dict(op), "instance": inst, "steps": list(span)}
+            for i, (op, inst, span) in enumerate(zip(rp.ops, rp.op_instance, rp.op_steps))
+        ],
+        "steps": [
+            {
+                "id": s.id,
+                "op": s.op,
+                "stream": s.stream,
+                "deps": list(s.deps),
+                "compute_s": s.compute_s,
+                "sends": [[t.peer, t.size_bytes, t.xfer] for t in s.sends],
+                "recvs": [[t.peer, t.size_bytes, t.xfer] for t in s.recvs],
+            }
+            for s in rp.steps
+        ],
+    }
+
+
+def _transfers(what: str, value: Any) -> tuple[Transfer, ...]:
+    if not isinstance(value, list):
+        raise WorkloadError(f"{what} must be a list of [peer, size_bytes, xfer]")
+    out = []
+    for item in value:
+        if (not isinstance(item, list) or len(item) != 3
+                or any(isinstance(v, bool) or not isinstance(v, int) for v in item)):
+            raise WorkloadError(f"{what}: bad transfer {item!r}, expected [peer, size_bytes, xfer]")
+        out.append(Transfer(*item))
+    return tuple(out)
+
+
+def _rank_from_dict(index: int, data: Any) -> RankPlan:
+    where = f"plan rank {index}"
+    _expect_keys(where, data, {"rank", "bytes_sent", "bytes_received", "ops", "steps"})
+    ops, spans, instances = [], [], []
+    for i, rec in enumerate(data["ops"]):
+        if not isinstance(rec, dict):
+            raise WorkloadError(f"{where} op {i}: must be an object")
+        rec = dict(rec)
+        op_id, inst, span = rec.pop("id", None), rec.pop("instance", None), rec.pop("steps", None)
+        if op_id != i or not isinstance(inst, int) or not isinstance(span, list) or len(span) != 2:
+            raise WorkloadError(f"{where} op {i}: needs id={i}, an integer instance and steps [first, last]")
+        try:
+            ops.append(op_from_dict(rec))
+        except (WorkloadError, TypeError) as exc:
+            raise WorkloadError(f"{where} op {i}: {exc}") from exc
+        spans.append((span[0], span[1]))
+        instances.append(inst)
+    steps = []
+    for i, rec in enumerate(data["steps"]):
+        _expect_keys(f"{where} step {i}", rec, {"id", "op", "stream", "deps", "compute_s", "sends", "recvs"})
+        compute_s = rec["compute_s"]
+        if isinstance(compute_s, bool) or not isinstance(compute_s, (int, float)) or not compute_s >= 0:
+            raise WorkloadError(f"{where} step {i}: compute_s must be a number >= 0")
+        if not isinstance(rec["deps"], list) or not all(isinstance(d, int) for d in rec["deps"]):
+            raise WorkloadError(f"{where} step {i}: deps must be a list of step ids")
+        steps.append(Step(rec["id"], rec["op"], rec["stream"], tuple(rec["deps"]), float(compute_s),
+                          _transfers(f"{where} step {i} sends", rec["sends"]),
+                          _transfers(f"{where} step {i} recvs", rec["recvs"])))
+    rp = RankPlan(data["rank"], tuple(ops), tuple(spans), tuple(instances), tuple(steps))
+    if (rp.bytes_sent, rp.bytes_received) != (data["bytes_sent"], data["bytes_received"]):
+        raise WorkloadError(f"{where}: byte totals do not match its steps")
+    return rp
+
+
+def _validate(plan: Plan) -> None:
+    if len(plan.ranks) != plan.n_ranks:
+        raise WorkloadError(f"plan has {len(plan.ranks)} ranks but n_ranks is {plan.n_ranks}")
+    ends: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # xfer -> (sender, receiver, size)
+    for r, rp in enumerate(plan.ranks):
+        where = f"plan rank {r}"
+        if rp.rank != r:
+            raise WorkloadError(f"{where}: rank field is {rp.rank}")
+        if len(rp.op_steps) != len(rp.ops) or len(rp.op_instance) != len(rp.ops):
+            raise WorkloadError(f"{where}: ops, op_steps and op_instance differ in length")
+        for i, (first, last) in enumerate(rp.op_steps):
+            if not (0 <= first <= last < len(rp.steps)) or any(
+                rp.steps[s].op != i for s in range(first, last + 1)
+            ):
+                raise WorkloadError(f"{where} op {i}: step span {first}..{last} is not its steps")
+        for i, step in enumerate(rp.steps):
+            if step.id != i or step.stream not in STREAMS or not 0 <= step.op < len(rp.ops):
+                raise WorkloadError(f"{where} step {i}: bad id, op or stream {step.stream!r}")
+            if any(not 0 <= d < i for d in step.deps):
+                raise WorkloadError(f"{where} step {i}: deps {list(step.deps)} must be earlier steps")
+            if not math.isfinite(step.compute_s):
+                raise WorkloadError(f"{where} step {i}: compute_s must be finite")
+            for t in step.sends:
+                ends[t.xfer].append((r, t.peer, t.size_bytes))
+            for t in step.recvs:
+                ends[t.xfer].append((t.peer, r, t.size_bytes))
+            for t in (*step.sends, *step.recvs):
+                if not 0 <= t.peer < plan.n_ranks or t.peer == r or t.size_bytes < 1:
+                    raise WorkloadError(f"{where} step {i}: bad transfer {t}")
+    for xfer, seen in ends.items():
+        if len(seen) != 2 or seen[0] != seen[1]:
+            raise WorkloadError(f"plan: transfer {xfer} must appear once as a send and once as the "
+                                f"matching receive, found {seen}")
+
+
+def expand(workload: Workload, seed: int = 0) -> Plan:
+    """Expand collectives into point-to-point steps for every rank.
+
+    Parameters
+    ----------
+    workload : Workload
+    seed : int
+        Recorded in the plan; the replay agents derive their payload bytes from it.
+
+    Raises
+    ------
+    WorkloadError
+        If the expanded schedules cannot complete (a dependency cycle across ranks).
+    """
+    n = workload.n_ranks
+    next_xfer = 0
+    next_instance = 0
+    # Collective instances: (group, k-th collective on that group) -> rank -> rounds.
+    coll_seen: dict[tuple[tuple[int, ...], int], int] = defaultdict(int)  # (group, rank) -> count
+    coll_plan: dict[tuple[tuple[int, ...], int], tuple[int, dict[int, list]]] = {}
+    p2p_seen: dict[tuple[str, int, int], int] = defaultdict(int)
+    p2p_plan: dict[tuple[int, int, int], tuple[int, int]] = {}  # (src, dst, k) -> (instance, xfer)
+
+    def collective_steps(op: Collective, rank: int) -> tuple[int, dict[int, list]]:
+        nonlocal next_xfer, next_instance
+        key = (op.group, coll_seen[(op.group, rank)])
+        coll_seen[(op.group, rank)] += 1
+        if key not in coll_plan:
+            size = len(op.group)
+            rounds = SCHEDULES[(op.kind, op.algorithm)](size, op.size_bytes, op.group.index(op.root))
+            per_rank: dict[int, list] = {r: [] for r in op.group}
+            for rnd in rounds:
+                parts: dict[int, tuple[list, list]] = {}
+                for src_pos, dst_pos, nbytes in rnd:
+                    src, dst = op.group[src_pos], op.group[dst_pos]
+                    parts.setdefault(src, ([], []))[0].append(Transfer(dst, nbytes, next_xfer))
+                    parts.setdefault(dst, ([], []))[1].append(Transfer(src, nbytes, next_xfer))
+                    next_xfer += 1
+                for r in op.group:  # keep group order so step order is deterministic
+                    if r in parts:
+                        per_rank[r].append(parts[r])
+            coll_plan[key] = (next_instance, per_rank)
+            next_instance += 1
+        return coll_plan[key]
+
+    def p2p_transfer(src: int, dst: int, kind: str) -> tuple[int, int]:
+        nonlocal next_xfer, next_instance
+        k = p2p_seen[(kind, src, dst)]
+        p2p_seen[(kind, src, dst)] += 1
+        if (src, dst, k) not in p2p_plan:
+            p2p_plan[(src, dst, k)] = (next_instance, next_xfer)
+            next_instance += 1
+            next_xfer += 1
+        return p2p_plan[(src, dst, k)]
+
+    ranks = []
+    for rank in range(n):
+        steps: list[Step] = []
+        spans: list[tuple[int, int]] = []
+        instances: list[int] = []
+        for op in workload.ops[rank]:
+            deps = tuple(sorted({spans[d][1] for d in op.deps}))
+            first = len(steps)
+            if isinstance(op, Compute):
+                steps.append(Step(first, len(spans), "compute", deps, op.duration_s))
+                instance = next_instance
+                next_instance += 1
+            elif isinstance(op, Collective):
+                instance, per_rank = collective_steps(op, rank)
+                for j, (sends, recvs) in enumerate(per_rank[rank]):
+                    steps.append(Step(len(steps), len(spans), "comm", deps if j == 0 else (),
+                                      0.0, tuple(sends), tuple(recvs)))
+            elif isinstance(op, Send):
+                instance, xfer = p2p_transfer(rank, op.peer, "send")
+                steps.append(Step(first, len(spans), "comm", deps,
+                                  sends=(Transfer(op.peer, op.size_bytes, xfer),)))
+            else:  # Recv
+                instance, xfer = p2p_transfer(op.peer, rank, "recv")
+                steps.append(Step(first, len(spans), "comm", deps,
+                                  recvs=(Transfer(op.peer, op.size_bytes, xfer),)))
+            spans.append((first, len(steps) - 1))
+            instances.append(instance)
+        ranks.append(RankPlan(rank, workload.ops[rank], tuple(spans), tuple(instances), tuple(steps)))
+
+    plan = Plan(n, workload.iterations, seed, dict(workload.meta), tuple(ranks))
+    from .ideal import simulate  # deferred: ideal imports this module
+
+    simulate(plan, rate_bps=math.inf, latency_s=0.0)  # raises WorkloadError on deadlock
+    return plan
+
+
+def save_plan(plan: Plan, path: str | os.PathLike) -> None:
+    """Write the plan as one JSON document."""
+    write_text_atomic(path, json.dumps(plan.to_dict(), separators=(",", ":"), allow_nan=False) + "\n")
+
+
+def load_plan(path: str | os.PathLike) -> Plan:
+    """Read and validate a plan written by :func:`save_plan`; errors name the file."""
+    try:
+        data = parse_json_strict(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise WorkloadError(f"{path}: cannot read plan: {exc}") from exc
+    try:
+        return Plan.from_dict(data)
+    except WorkloadError as exc:
+        raise WorkloadError(f"{path}: {exc}") from exc
