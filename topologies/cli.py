@@ -1,0 +1,236 @@
+"""``testbed topo``: generate a schedule, summarise it, draw it.
+
+Wired into the ``testbed`` console command elsewhere; this module only offers
+``add_arguments(parser)`` and ``run(args) -> int``.  Also runnable alone as
+``python -m topologies``.
+
+Examples::
+
+    testbed topo --preset starlink_shell1 --duration-s 200 --step-s 0.1 -o s1.parquet
+    testbed topo --tle ../shared/data/iridium-2022-09-14.tle --isl nearest
+    testbed topo --spec experiments/demo.toml --map 30 map.png
+    testbed topo --schedule s1.parquet --delay-plot Paris:Luanda delay.png
+
+User errors print one line on stderr and return 2; no partial files remain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .compute import compute_from_text
+from .config import ScheduleConfig
+from .errors import TopologyError
+from .gsl import GSL_POLICIES
+from .isl import ISL_POLICIES
+from .shells import PRESETS
+
+#: Above this many satellite-steps a progress bar is shown (if stderr is a tty).
+PROGRESS_THRESHOLD = 200_000
+
+PROG = "testbed topo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``topo`` options to ``parser``."""
+    src = parser.add_argument_group("constellation (one of; or from --spec)")
+    src.add_argument("--spec", metavar="TOML",
+                     help="experiment spec; its [topology] table gives the configuration "
+                          "(flags below override its keys)")
+    src.add_argument("--preset", choices=sorted(PRESETS), help="named constellation")
+    src.add_argument("--tle", metavar="FILE", help="TLE file (2- or 3-line)")
+    src.add_argument("--schedule", metavar="PARQUET",
+                     help="load an existing schedule instead of generating one")
+    links = parser.add_argument_group("links")
+    links.add_argument("--isl", choices=sorted(ISL_POLICIES), help="laser-link policy")
+    links.add_argument("--isl-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="policy parameter (value parsed as JSON, else text); repeatable")
+    links.add_argument("--lasers", type=int, metavar="N", help="lasers per satellite")
+    links.add_argument("--max-range-km", type=float, metavar="KM",
+                       help="maximum ISL length (default: derived from line of sight)")
+    links.add_argument("--acquisition-s", type=float, metavar="S", help="laser acquisition time")
+    links.add_argument("--capacity-bps", type=float, metavar="BPS", help="laser link capacity")
+    links.add_argument("--ground", action="append", default=[], metavar="NAME:LAT:LON",
+                       help="ground station; repeatable")
+    links.add_argument("--gsl-policy", choices=sorted(GSL_POLICIES),
+                       help="ground links: nearest satellite or all visible")
+    links.add_argument("--min-elevation-deg", type=float, metavar="DEG",
+                       help="minimum elevation for ground links")
+    when = parser.add_argument_group("time and compute")
+    when.add_argument("--epoch", metavar="ISO", help="start, e.g. 2025-01-01T00:00:00Z")
+    when.add_argument("--duration-s", type=float, metavar="S")
+    when.add_argument("--step-s", type=float, metavar="S")
+    when.add_argument("--compute", metavar="SPEC",
+                      help="compute satellites: ids:1,5,9 | every_k:K | per_plane:N | "
+                           "cluster:PLANE:SLOT:SIZE[:SHELL]")
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--output", metavar="PARQUET",
+                     help="write the schedule (also .nodes.parquet and .positions.parquet)")
+    out.add_argument("--map", nargs=2, metavar=("T_S", "PNG"),
+                     help="draw tracks, links at time T_S, compute and ground nodes")
+    out.add_argument("--delay-plot", nargs=2, metavar=("PAIRS", "PNG"),
+                     help="one-way delay over time; PAIRS is comma-separated A:B "
+                          "(shortest path) or link:A:B (one link), nodes by name or id")
+    out.add_argument("--json", action="store_true", help="print the summary as JSON")
+    progress = out.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="always show a progress bar")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_ground(text: str) -> list:
+    name, lat, lon = (text.rsplit(":", 2) + ["", ""])[:3] if text.count(":") >= 2 else \
+        (None, None, None)
+    if not name:
+        raise TopologyError(f"expected NAME:LAT:LON, got {text!r}", "--ground")
+    try:
+        return [name, float(lat), float(lon)]
+    except ValueError:
+        raise TopologyError(f"latitude and longitude must be numbers in {text!r}",
+                            "--ground") from None
+
+
+def _parse_pairs(text: str) -> list[tuple[str, str, str]]:
+    pairs = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        parts = item.split(":")
+        if len(parts) == 3 and parts[0] == "link":
+            pairs.append(("link", parts[1], parts[2]))
+        elif len(parts) == 2:
+            pairs.append(("path", parts[0], parts[1]))
+        else:
+            raise TopologyError(f"expected A:B or link:A:B, got {item!r}", "--delay-plot")
+    if not pairs:
+        raise TopologyError("no pairs given", "--delay-plot")
+    return pairs
+
+
+def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
+    """Merge the spec's [topology] table (if any) with flags; flags win."""
+    data: dict[str, Any] = {}
+    spec_dir = Path.cwd()
+    if args.spec:
+        spec_path = Path(args.spec)
+        try:
+            with spec_path.open("rb") as f:
+                spec = tomllib.load(f)
+        except OSError as err:
+            raise TopologyError(f"{spec_path}: cannot read ({err.strerror or err})") from None
+        except tomllib.TOMLDecodeError as err:
+            raise TopologyError(f"{spec_path}: invalid TOML ({err})") from None
+        table = spec.get("topology")
+        if not isinstance(table, dict):
+            raise TopologyError(f"{spec_path}: no [topology] table")
+        data.update(table)
+        spec_dir = spec_path.resolve().parent
+        if isinstance(data.get("tle_path"), str) and not Path(data["tle_path"]).is_absolute():
+            data["tle_path"] = str(spec_dir / data["tle_path"])
+    if args.preset or args.tle:
+        for key in ("preset", "shells", "tle_path"):
+            data.pop(key, None)
+    if args.preset:
+        data["preset"] = args.preset
+    if args.tle:
+        data["tle_path"] = args.tle
+    flags = {"isl_policy": args.isl, "lasers_per_sat": args.lasers,
+             "max_range_km": args.max_range_km, "acquisition_s": args.acquisition_s,
+             "capacity_bps": args.capacity_bps, "gsl_policy": args.gsl_policy,
+             "gsl_min_elevation_deg": args.min_elevation_deg, "epoch": args.epoch,
+             "duration_s": args.duration_s, "step_s": args.step_s}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.isl_param:
+        params = dict(data.get("isl_params") or {})
+        for item in args.isl_param:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise TopologyError(f"expected KEY=VALUE, got {item!r}", "--isl-param")
+            params[key] = _parse_value(value)
+        data["isl_params"] = params
+    if args.ground:
+        data["ground_stations"] = [_parse_ground(g) for g in args.ground]
+    if args.compute:
+        data["compute"] = compute_from_text(args.compute)
+    try:
+        return ScheduleConfig.from_dict(data)
+    except TopologyError as err:
+        if args.spec:
+            raise TopologyError(f"{args.spec}: [topology] {err}") from None
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``testbed topo``; returns the exit status (0 ok, 2 user error)."""
+    from .generate import generate
+    from .schedule import Schedule
+    from .summary import format_summary, summarize
+
+    try:
+        pairs = _parse_pairs(args.delay_plot[0]) if args.delay_plot else None
+        if args.map:
+            try:
+                map_t_s = float(args.map[0])
+            except ValueError:
+                raise TopologyError(f"T_S must be a number, got {args.map[0]!r}",
+                                    "--map") from None
+        if args.schedule:
+            if args.spec or args.preset or args.tle:
+                raise TopologyError("--schedule cannot be combined with --spec, --preset "
+                                    "or --tle")
+            schedule = Schedule.load(args.schedule)
+        else:
+            config = config_from_args(args)
+            n_sats = config.expected_satellites() or 1000
+            show = args.progress if args.progress is not None else (
+                sys.stderr.isatty() and config.n_steps * n_sats > PROGRESS_THRESHOLD)
+            schedule = generate(config, progress=bool(show))
+        if args.output:
+            schedule.save(args.output)
+        summary = summarize(schedule)
+        if args.json:
+            print(json.dumps(summary, indent=2, sort_keys=True))
+        else:
+            print(format_summary(summary))
+            placement = schedule.meta.get("placement") or {}
+            if placement.get("source") == "tle":
+                for reason, count in sorted(placement.get("unplaced", {}).items()):
+                    print(f"  unplaced: {count} ({reason})")
+        if args.map:
+            from .plots import plot_map
+            written = plot_map(schedule, map_t_s, args.map[1])
+            print(f"map written to {written}")
+        if pairs:
+            from .plots import plot_delays
+            written = plot_delays(schedule, pairs, args.delay_plot[1])
+            print(f"delay plot written to {written}")
+        if args.output:
+            print(f"schedule written to {args.output}")
+        return 0
+    except (TopologyError, ValueError, OSError) as err:
+        message = str(err)
+        if isinstance(err, OSError) and getattr(err, "filename", None):
+            message = f"{err.filename}: {err.strerror or err}"
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m topologies``)."""
+    parser = argparse.ArgumentParser(prog="python -m topologies",
+                                     description="Generate and inspect orbital link schedules.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
