@@ -53,6 +53,7 @@ class RoutingApp(app_manager.OSKenApp):
         self.installed = {}         # node -> SwitchTable on that switch
         self.pending_barriers = {}  # (node, xid) -> hub.Event
         self.port_bytes = {}        # (node, port) -> (t, tx_bytes)
+        self.push_lock = hub.BoundedSemaphore(1)   # one diff-and-send at a time
         self.poll_interval_s = OPTIONS["poll_interval_s"]
         self.stats_log = open(OPTIONS["stats_log"], "a") if OPTIONS.get("stats_log") else None
         self.threads.append(hub.spawn(self._serve_feed))
@@ -111,7 +112,24 @@ class RoutingApp(app_manager.OSKenApp):
 
     # ---------------------------------------------------------------- pushing rules
     def _push(self, nodes=None):
-        """Sends the difference between desired and installed rules; waits for barriers."""
+        """Sends the difference between desired and installed rules; waits for barriers.
+
+        Never call this from an os-ken event handler directly: barrier replies arrive
+        through the same event loop, so waiting there would deadlock (use
+        :meth:`_push_soon`).
+        """
+        with self.push_lock:
+            return self._push_locked(nodes)
+
+    def _push_soon(self, nodes=None, log=None):
+        """Recompute-free push in its own green thread (safe from event handlers)."""
+        def work():
+            sent = self._push(nodes)
+            if log is not None:
+                self._log_stats({**log, **sent})
+        hub.spawn(work)
+
+    def _push_locked(self, nodes):
         nodes = sorted(self.datapaths) if nodes is None else nodes
         old = {n: self.installed[n] for n in nodes if self.installed.get(n)}
         new = {n: self.session.table[n] for n in nodes if self.session.table.get(n)}
@@ -186,7 +204,7 @@ class RoutingApp(app_manager.OSKenApp):
         self.installed[node] = SwitchTable()
         LOG.info("switch %d (dpid %d) connected", node, dp.id)
         if self.session.has_topology and self.session.step >= 0:
-            hub.spawn(self._push, [node])
+            self._push_soon([node])
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
@@ -205,9 +223,8 @@ class RoutingApp(app_manager.OSKenApp):
         node = self.session.dpid_to_node.get(msg.datapath.id)
         if down and node is not None and self.session.has_topology and self.session.on_port_down(node, msg.desc.port_no):
             stats = self.session.recompute()
-            sent = self._push()
-            self._log_stats({"event": "port_down", "node": node, "port": msg.desc.port_no,
-                             "compute_s": stats.compute_s, **sent})
+            self._push_soon(log={"event": "port_down", "node": node, "port": msg.desc.port_no,
+                                 "compute_s": stats.compute_s})
 
     # ---------------------------------------------------------------- port statistics
     def _poll_ports(self):
@@ -244,7 +261,7 @@ class RoutingApp(app_manager.OSKenApp):
                              "links": {f"{a}-{b}": round(u, 4) for (a, b), u in util.items() if a == node}})
             if self.session.step >= 0:
                 self.session.recompute()
-                self._push()
+                self._push_soon()
 
 
 def main(argv=None) -> int:

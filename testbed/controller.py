@@ -39,8 +39,11 @@ def check_port_free(port: int, what: str) -> None:
 
 class Controller:
     def __init__(self, algorithm: str, params: dict, log_path: Path,
-                 of_port: int | None = None, feed_port: int | None = None):
+                 of_port: int | None = None, feed_port: int | None = None,
+                 stats_log: Path | None = None, poll_interval_s: float = 0.5):
         self.algorithm = algorithm
+        self.stats_log = stats_log
+        self.poll_interval_s = poll_interval_s
         self.params = params
         self.log_path = log_path
         for port, what in ((of_port, "OpenFlow"), (feed_port, "controller feed")):
@@ -56,7 +59,9 @@ class Controller:
         self._log = open(self.log_path, "ab")
         argv = [sys.executable, "-m", "controllers.app", "--of-port", str(self.of_port),
                 "--feed-port", str(self.feed_port), "--algorithm", self.algorithm,
-                "--params", json.dumps(self.params)]
+                "--params", json.dumps(self.params), "--poll-interval-s", str(self.poll_interval_s)]
+        if self.stats_log:
+            argv += ["--stats-log", str(self.stats_log)]
         self.proc = Spawned(argv, role="controller", stdout=self._log, stderr=self._log)
         try:
             self.feed = FeedClient(self.feed_port, alive=lambda: self.proc.poll() is None)

@@ -1,0 +1,165 @@
+"""One emulated network with its controller: build, run traffic, tear down.
+
+``with Emulation(plan, "min_delay", log_dir=...) as emu:`` probes the machine, picks the
+link backend and OVS datapath, starts the controller, builds the network, sends the
+controller the topology and the initial link state, and waits until every switch is
+connected and has its rules. On exit (normal, exception, Ctrl-C or SIGTERM) everything
+is torn down. Helpers run real tools inside the host namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import probe
+from .clock import Clock, LinkTimeline
+from .controller import Controller
+from .errors import RunFailed
+from .feedmsg import state_message_from_plan, topology_message
+from .links import BACKENDS
+from .network import Network
+from .plan import HostSpec, NetworkPlan
+from .tracking import Spawned, run_tracked
+
+
+@dataclass(frozen=True)
+class PingResult:
+    rtts_s: tuple[float, ...]        # replies in order received
+    seqs: tuple[int, ...]            # icmp_seq of each reply
+    sent: int
+    received: int
+    recv_unix_s: tuple[float, ...] = ()   # reply receive times (with ping -D), else empty
+
+    def sent_unix_s(self) -> tuple[float, ...]:
+        """Send time of each answered request (receive time minus RTT), needs ping -D."""
+        return tuple(r - t for r, t in zip(self.recv_unix_s, self.rtts_s))
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 0.0
+
+
+def parse_ping(text: str) -> PingResult:
+    """Reads iputils ping output (with -n)."""
+    rows = re.findall(r"^(?:\[(\d+\.\d+)\] )?\d+ bytes from .*icmp_seq=(\d+) ttl=\d+ time=([0-9.]+) ms",
+                      text, flags=re.M)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+    if not m:
+        raise RunFailed(f"could not read ping output: {text.strip()[-200:]!r}")
+    stamps = tuple(float(ts) for ts, _, _ in rows) if rows and all(ts for ts, _, _ in rows) else ()
+    return PingResult(tuple(float(t) / 1e3 for _, _, t in rows), tuple(int(s) for _, s, _ in rows),
+                      int(m.group(1)), int(m.group(2)), stamps)
+
+
+class Emulation:
+    def __init__(self, plan: NetworkPlan, algorithm: str = "min_hop", params: dict | None = None, *,
+                 log_dir: Path, backend: str = "auto", run_id: str = "run", of_port: int | None = None,
+                 caps: probe.Capabilities | None = None):
+        self.caps = probe.require_runnable(caps)
+        self.backend_name = probe.choose_backend(self.caps, backend)
+        self.datapath = probe.choose_datapath(self.caps)
+        self.plan = plan
+        self.controller = Controller(algorithm, params or {}, log_dir / "controller.log", of_port=of_port,
+                                     stats_log=log_dir / "controller-steps.jsonl")
+        self.backend = BACKENDS[self.backend_name](self.caps)
+        self.network = Network(plan, self.backend, self.datapath, self.controller.of_port, run_id)
+        self.initial_reply: dict = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "Emulation":
+        try:
+            self.controller.start()
+            self.network.build()
+            self.controller.request(topology_message(self.plan))
+            self.network.wait_connected()
+            self.initial_reply = self.controller.request(state_message_from_plan(self.plan, 0, 0.0))
+            self.wait_installed()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.network.teardown()
+        finally:
+            self.controller.stop()
+
+    def check_alive(self) -> None:
+        self.controller.check_alive()
+        self.backend.check_alive()
+
+    def wait_installed(self, timeout_s: float = 20.0) -> None:
+        """Until the controller reports every switch connected with its rules installed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self.controller.request({"type": "status"})
+            if st["installed"] and len(st["connected"]) == len(self.plan.switches):
+                return
+            if time.monotonic() > deadline:
+                raise RunFailed(f"controller did not install rules on every switch within {timeout_s:.0f} s "
+                                f"({len(st['connected'])}/{len(self.plan.switches)} connected)")
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------------ live changes
+    def clock(self, timeline: LinkTimeline, speedup: float = 1.0, future_steps: int = 0,
+              delay_threshold_s: float = 10e-6) -> Clock:
+        return Clock(self.plan, timeline, self.backend.set_delays, self.network.set_links_up,
+                     controller_request=self.controller.request, speedup=speedup,
+                     delay_threshold_s=delay_threshold_s, future_steps=future_steps,
+                     check_alive=self.check_alive)
+
+    # ------------------------------------------------------------------ traffic
+    def host(self, name: str) -> HostSpec:
+        return self.plan.host_by_name(name)
+
+    def ping(self, src: str, dst: str, count: int = 10, interval_s: float = 0.2, timeout_s: float = 2.0) -> PingResult:
+        s, d = self.host(src), self.host(dst)
+        r = run_tracked(["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}", "-W", f"{timeout_s:g}", d.ip],
+                        "ping", netns=s.netns, timeout_s=count * interval_s + timeout_s + 10)
+        return parse_ping(r.stdout)
+
+    def start_ping(self, src: str, dst: str, count: int, interval_s: float = 0.01) -> Spawned:
+        """A ping running in the background (collect with :meth:`finish_ping`)."""
+        s, d = self.host(src), self.host(dst)
+        return Spawned(["ping", "-n", "-D", "-c", str(count), "-i", f"{interval_s:g}", "-W", "1", d.ip],
+                       role="ping", netns=s.netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def finish_ping(proc: Spawned, timeout_s: float = 120.0) -> PingResult:
+        out, _ = proc.popen.communicate(timeout=timeout_s)
+        proc.stop()
+        return parse_ping(out)
+
+    def iperf3(self, src: str, dst: str, duration_s: float = 5.0, omit_s: float = 1.0) -> dict:
+        """A real iperf3 TCP test from ``src`` to ``dst``; returns iperf3's JSON."""
+        s, d = self.host(src), self.host(dst)
+        server = Spawned(["iperf3", "-s", "-1", "-B", d.ip], role="iperf3-server", netns=d.netns,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                r = subprocess.run(["ip", "netns", "exec", d.netns, "ss", "-ltnH", f"src {d.ip}:5201"],
+                                   capture_output=True, text=True)
+                if r.stdout.strip():
+                    break
+                time.sleep(0.05)
+            r = run_tracked(["iperf3", "-c", d.ip, "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-J"],
+                            "iperf3-client", netns=s.netns, timeout_s=duration_s + omit_s + 30)
+            try:
+                out = json.loads(r.stdout)
+            except ValueError:
+                raise RunFailed(f"iperf3 produced no result: {r.stderr.strip() or r.stdout.strip()[-200:]}") from None
+            if "error" in out:
+                raise RunFailed(f"iperf3: {out['error']}")
+            return out
+        finally:
+            server.stop()
