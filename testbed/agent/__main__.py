@@ -1,0 +1,87 @@
+"""Command line of the replay agent (see ``--help``); exit codes in ``runner``."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from testbed.workload import WorkloadError, load_plan
+from testbed.workload.jsonl import parse_json_strict, write_text_atomic
+
+from .runner import EXIT_CONFIG, Agent, AgentError, parse_address
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m testbed.agent",
+        description="Replay one rank of a GPU-job plan over TCP, verifying every byte.",
+        epilog="Exit codes: 0 ok; 2 bad arguments, plan or peers, or a peer with another plan; "
+               "3 a transfer failed verification; 4 --timeout-s elapsed; 5 connection failure.",
+    )
+    p.add_argument("--plan", required=True, type=Path, help="plan JSON from testbed.workload.save_plan")
+    p.add_argument("--rank", required=True, type=int, help="the rank this agent replays")
+    p.add_argument("--listen", required=True, help="IP:PORT to listen on (this address only)")
+    p.add_argument("--peers", required=True, type=Path, help='JSON object {"rank": "ip:port", ...}')
+    p.add_argument("--out", required=True, type=Path, help="results file (JSON Lines)")
+    p.add_argument("--timeout-s", type=float, default=600.0, help="give up after this many seconds (default 600)")
+    p.add_argument("--connect-timeout-s", type=float, default=None,
+                   help="deadline for connecting to all peers (default: --timeout-s)")
+    p.add_argument("--start-at", type=float, default=None,
+                   help="wall-clock time (time.time()) at which to start replaying, after connecting")
+    return p
+
+
+def _load_peers(path: Path) -> dict[int, tuple[str, int]]:
+    try:
+        data = parse_json_strict(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AgentError(EXIT_CONFIG, f"{path}: cannot read the peers file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentError(EXIT_CONFIG, f'{path}: must be a JSON object {{"rank": "ip:port"}}')
+    peers = {}
+    for key, value in data.items():
+        if not key.isdigit() or not isinstance(value, str):
+            raise AgentError(EXIT_CONFIG, f'{path}: entry {key!r}: {value!r} must be "rank": "ip:port"')
+        try:
+            peers[int(key)] = parse_address(value)
+        except ValueError as exc:
+            raise AgentError(EXIT_CONFIG, f"{path}: rank {key}: {exc}") from exc
+    return peers
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    rank = args.rank
+    try:
+        if args.timeout_s <= 0:
+            raise AgentError(EXIT_CONFIG, "--timeout-s must be > 0")
+        try:
+            plan_bytes = args.plan.read_bytes()
+            plan = load_plan(args.plan)
+        except OSError as exc:
+            raise AgentError(EXIT_CONFIG, f"{args.plan}: cannot read the plan: {exc}") from exc
+        except WorkloadError as exc:
+            raise AgentError(EXIT_CONFIG, str(exc)) from exc
+        if not 0 <= rank < plan.n_ranks:
+            raise AgentError(EXIT_CONFIG, f"--rank {rank} is not a rank of the plan (0..{plan.n_ranks - 1})")
+        try:
+            listen = parse_address(args.listen)
+        except ValueError as exc:
+            raise AgentError(EXIT_CONFIG, f"--listen: {exc}") from exc
+        agent = Agent(plan, hashlib.sha256(plan_bytes).digest(), rank, listen, _load_peers(args.peers),
+                      args.timeout_s, args.connect_timeout_s or args.timeout_s, args.start_at)
+    except AgentError as exc:
+        print(f"testbed.agent rank {rank}: error: {exc}", file=sys.stderr)
+        return exc.code
+    code, records = agent.run()
+    write_text_atomic(args.out, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+    if code:
+        print(f"testbed.agent rank {rank}: FAILED (exit {code}): {agent.failure}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
