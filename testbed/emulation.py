@@ -24,7 +24,7 @@ from .feedmsg import state_message_from_plan, topology_message
 from .links import BACKENDS
 from .network import Network
 from .plan import HostSpec, NetworkPlan
-from .tracking import Spawned, run_tracked
+from .tracking import RunLock, Spawned, run_tracked
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ def parse_ping(text: str) -> PingResult:
 class Emulation:
     def __init__(self, plan: NetworkPlan, algorithm: str = "min_hop", params: dict | None = None, *,
                  log_dir: Path, backend: str = "auto", run_id: str = "run", of_port: int | None = None,
-                 caps: probe.Capabilities | None = None):
+                 caps: probe.Capabilities | None = None, lock: bool = True):
         self.caps = probe.require_runnable(caps)
+        self._lock = RunLock() if lock else None   # one network on this machine at a time
         self.backend_name = probe.choose_backend(self.caps, backend)
         self.datapath = probe.choose_datapath(self.caps)
         self.plan = plan
@@ -72,6 +73,8 @@ class Emulation:
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Emulation":
+        if self._lock is not None:
+            self._lock.acquire()
         try:
             self.controller.start()
             self.network.build()
@@ -92,6 +95,8 @@ class Emulation:
             self.network.teardown()
         finally:
             self.controller.stop()
+            if self._lock is not None:
+                self._lock.release()
 
     def check_alive(self) -> None:
         self.controller.check_alive()

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
         })
         with Emulation(plan, "min_hop", log_dir=run_dir.path, backend=backend_name, run_id=run_dir.run_id,
-                       of_port=args.of_port, caps=caps) as emu:
+                       of_port=args.of_port, caps=caps, lock=False) as emu:
             print(f"slice: built {args.satellites} switches, {n_links} laser links "
                   f"({args.delay_ms:g} ms, {args.rate_mbps:g} Mbit/s each), backend {backend_name}, "
                   f"datapath {emu.datapath} in {sum(emu.network.timings_s.values()):.2f} s", flush=True)

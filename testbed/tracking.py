@@ -149,17 +149,26 @@ class RunLock:
     def __init__(self) -> None:
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait_s: float | None = None) -> None:
+        """Takes the lock; waits up to ``wait_s`` (default: $LMTB_LOCK_WAIT_S or 0) for it."""
+        if wait_s is None:
+            wait_s = float(os.environ.get("LMTB_LOCK_WAIT_S", "0"))
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(STATE_DIR / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise EnvironmentProblem(
-                f"another testbed run is active (pid {holder}); wait for it, or stop it and run 'testbed clean'"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise EnvironmentProblem(
+                    f"another testbed run is active (pid {holder}); wait for it, or stop it and run 'testbed clean'"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd

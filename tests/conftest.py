@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Several test sessions on one machine take turns with the network instead of failing.
+os.environ.setdefault("LMTB_LOCK_WAIT_S", "900")
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
