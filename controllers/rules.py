@@ -29,6 +29,7 @@ Invariant
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import math
 import re
@@ -236,30 +237,55 @@ def build_flow_table(
     """
     if not _is_int(priority) or not 0 <= priority <= 0xFFFF:
         raise RuleError(f"priority must be an int in 0..65535, got {priority!r}")
-    by_address = sorted(((ipaddress.IPv4Address(_ipv4(ip)), ip) for ip in hosts), key=lambda x: x[0])
-    attached = [(str(address), hosts[ip]) for address, ip in by_address]
-    for address, host in attached:
+    attached = []
+    for ip, host in hosts.items():
+        address = _ipv4(ip)
         if not isinstance(host, HostAttachment):
             raise RuleError(f"hosts[{address!r}] must be a HostAttachment, got {type(host).__name__}")
-    switches = sorted(set(routes) | {host.switch for _, host in attached})
+        attached.append((_address_key(address), address, host))
+    attached.sort(key=lambda item: item[0])
+    dest_switches = sorted({host.switch for _, _, host in attached})
+    switches = sorted(set(routes) | set(dest_switches))
     table: FlowTable = {}
     for s in switches:
         by_dest = routes.get(s, {})
-        rules: dict[str, Rule] = {}
         groups: dict[int, SelectGroup] = {}
+        memo: dict[tuple, Action] = {}  # single next hop -> action, on this switch
         actions: dict[int, Action | None] = {}  # destination switch -> action, shared by its hosts
-        for address, host in attached:
-            if host.switch == s:
-                action: Action | None = OutputAction(host.port)
+        for d in dest_switches:
+            hops = by_dest.get(d) if d != s else None
+            if hops is None or len(hops) != 1:
+                actions[d] = _forwarding_action(s, d, hops, ports, groups)
             else:
-                if host.switch not in actions:
-                    actions[host.switch] = _forwarding_action(s, host.switch, by_dest.get(host.switch), ports, groups)
-                action = actions[host.switch]
+                action = memo.get(hops)
+                if action is None:
+                    action = memo[hops] = _forwarding_action(s, d, hops, ports, groups)
+                actions[d] = action
+        rules: dict[str, Rule] = {}
+        for _, address, host in attached:
+            action = _output(host.port) if host.switch == s else actions[host.switch]
             if action is not None:
-                rules[address] = Rule(address, action, priority)
+                rules[address] = _rule(address, action, priority)
         if rules:
             table[s] = SwitchTable(rules, dict(sorted(groups.items())))
     return table
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _address_key(address: str) -> int:
+    return int(ipaddress.IPv4Address(address))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _output(port: int) -> OutputAction:
+    return OutputAction(port)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _rule(address: str, action: Action, priority: int) -> Rule:
+    """Interned rules: a rule that does not change between steps is the same
+    object, so comparing tables is mostly identity checks."""
+    return Rule(address, action, priority)
 
 
 def _forwarding_action(s, d, hops, ports, groups) -> Action | None:
@@ -283,11 +309,16 @@ def _forwarding_action(s, d, hops, ports, groups) -> Action | None:
     weights = bucket_weights(tuple(w for _, w in hops))
     buckets = tuple(sorted((p, w) for p, w in zip(bucket_ports, weights) if w > 0))
     if len(buckets) == 1:
-        return OutputAction(buckets[0][0])
+        return _output(buckets[0][0])
     if not _is_int(d) or not 0 <= d <= OFPG_MAX:
         raise RuleError(f"destination switch id {d!r} cannot be a group id (0..{OFPG_MAX:#x})")
     groups[d] = SelectGroup(d, buckets)
-    return GroupAction(d)
+    return _group_action(d)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _group_action(group_id: int) -> GroupAction:
+    return GroupAction(group_id)
 
 
 # -- diff ---------------------------------------------------------------------
@@ -310,7 +341,7 @@ class SwitchDiff:
 
     ``flow_deletes`` and ``group_deletes`` hold the *old* rules and groups
     (their match/priority or id is what a strict delete needs); the other
-    fields hold the new ones.  Each tuple is sorted (address, group id).
+    fields hold the new ones.
     """
 
     flow_adds: tuple[Rule, ...] = ()
@@ -382,17 +413,20 @@ _EMPTY_TABLE = SwitchTable()
 
 
 def _diff_switch(old: SwitchTable, new: SwitchTable) -> SwitchDiff:
+    old_rules, new_rules = old.rules, new.rules
     adds, modifies, deletes = [], [], []
-    for address, rule in new.rules.items():
-        before = old.rules.get(address)
-        if before is None:
-            adds.append(rule)
-        elif before.priority != rule.priority:  # different flow entry: replace
-            deletes.append(before)
+    for address, rule in new_rules.items():
+        before = old_rules.get(address)
+        if before is rule:
+            continue
+        if before is None or before.priority != rule.priority:
             adds.append(rule)
         elif before != rule:
             modifies.append(rule)
-    deletes.extend(rule for address, rule in old.rules.items() if address not in new.rules)
+    for address, rule in old_rules.items():
+        after = new_rules.get(address)
+        if after is None or (after is not rule and after.priority != rule.priority):
+            deletes.append(rule)  # gone, or replaced by an entry of another priority
     group_adds, group_modifies = [], []
     for gid, group in new.groups.items():
         before = old.groups.get(gid)
@@ -401,16 +435,9 @@ def _diff_switch(old: SwitchTable, new: SwitchTable) -> SwitchDiff:
         elif before != group:
             group_modifies.append(group)
     group_deletes = [group for gid, group in old.groups.items() if gid not in new.groups]
-
-    def by_address(rules):
-        return tuple(sorted(rules, key=lambda r: ipaddress.IPv4Address(r.ipv4_dst)))
-
-    def by_id(groups):
-        return tuple(sorted(groups, key=lambda g: g.group_id))
-
     return SwitchDiff(
-        by_address(adds), by_address(modifies), by_address(deletes),
-        by_id(group_adds), by_id(group_modifies), by_id(group_deletes),
+        tuple(adds), tuple(modifies), tuple(deletes),
+        tuple(group_adds), tuple(group_modifies), tuple(group_deletes),
     )
 
 
@@ -419,11 +446,17 @@ def diff_rules(old: FlowTable, new: FlowTable) -> RuleDiff:
 
     Unchanged rules and groups are not in the diff; ``apply_diff(old,
     diff_rules(old, new)) == new``.  A rule whose priority changes is a
-    delete plus an add (a different OpenFlow flow entry).
+    delete plus an add (a different OpenFlow flow entry).  Within a switch,
+    changes follow the tables' order (ascending address and group id for
+    tables from :func:`build_flow_table`).
     """
     changes = {}
     for switch in sorted(set(old) | set(new)):
-        change = _diff_switch(old.get(switch, _EMPTY_TABLE), new.get(switch, _EMPTY_TABLE))
+        before = old.get(switch, _EMPTY_TABLE)
+        after = new.get(switch, _EMPTY_TABLE)
+        if before is after or before == after:  # mostly identity checks (interned rules)
+            continue
+        change = _diff_switch(before, after)
         if change:
             changes[switch] = change
     return RuleDiff(changes)
@@ -449,7 +482,7 @@ def apply_diff(old: FlowTable, diff: RuleDiff) -> FlowTable:
         for group in change.group_adds + change.group_modifies:
             groups[group.group_id] = group
         updated = SwitchTable(
-            dict(sorted(rules.items(), key=lambda item: ipaddress.IPv4Address(item[0]))),
+            dict(sorted(rules.items(), key=lambda item: _address_key(item[0]))),
             dict(sorted(groups.items())),
         )
         if updated:

@@ -9,7 +9,7 @@ import pytest
 
 from controllers.algorithms.spt import (
     IndexedGraph,
-    best_masks,
+    best_next,
     dijkstra_distances,
     distances,
     multipath_masks,
@@ -37,8 +37,7 @@ def test_vectorised_distances_equal_dijkstra_bit_for_bit(seed):
     indexed = IndexedGraph.from_graph(graph, "delay_s")
     dest = np.arange(indexed.size)
     dist = distances(indexed, dest)
-    for j, d in enumerate(dest):
-        assert dist[j].tolist() == dijkstra_distances(indexed, int(d))
+    assert np.array_equal(dist, dijkstra_distances(indexed, dest))  # exact, inf included
     # and agree with networkx up to summation order
     for j, d in enumerate(dest):
         lengths = nx.single_source_dijkstra_path_length(graph, indexed.nodes[d], weight="delay_s")
@@ -72,16 +71,15 @@ def test_next_hops_strictly_descend_and_break_ties_to_smallest_id(seed):
     indexed = IndexedGraph.from_graph(graph, "delay_s")
     dest = np.arange(indexed.size)
     dist = distances(indexed, dest)
-    masks = best_masks(indexed, dist)
+    next_idx = best_next(indexed, dist)
     for j in range(dest.size):
         for u in range(indexed.size):
-            mask = int(masks[j, u])
+            v = int(next_idx[j, u])
             if u == dest[j] or math.isinf(dist[j, u]):
-                assert mask == 0
+                assert v == -1
                 continue
-            assert bin(mask).count("1") == 1
-            slot = mask.bit_length() - 1
-            v = indexed.nbr[u, slot]
+            slot = list(indexed.nbr[u]).index(v)
+            assert indexed.valid[u, slot]
             assert dist[j, v] < dist[j, u]
             assert indexed.out_cost[u, slot] + dist[j, v] == dist[j, u]
             # no smaller neighbour id on an equally short path
@@ -90,12 +88,20 @@ def test_next_hops_strictly_descend_and_break_ties_to_smallest_id(seed):
                     assert indexed.out_cost[u, k] + dist[j, indexed.nbr[u, k]] != dist[j, u]
 
 
+def masks_of(indexed, next_idx):
+    """Single-path next hops as slot bit masks."""
+    masks = np.zeros(next_idx.shape, dtype=np.int64)
+    for j, u in zip(*np.nonzero(next_idx >= 0)):
+        masks[j, u] = 1 << list(indexed.nbr[u]).index(next_idx[j, u])
+    return masks
+
+
 def test_multipath_with_k1_is_single_path_and_k_bounds_the_fanout():
     graph = plus_grid(6, 6)  # equal delays: many ties
     indexed = IndexedGraph.from_graph(graph, "delay_s")
     dest = np.arange(indexed.size)
     dist = distances(indexed, dest)
-    assert np.array_equal(multipath_masks(indexed, dist, 1, math.inf), best_masks(indexed, dist))
+    assert np.array_equal(multipath_masks(indexed, dist, 1, math.inf), masks_of(indexed, best_next(indexed, dist)))
     # on an even torus the switch opposite a destination has all 4 neighbours closer
     for k in (1, 2, 3, 4, 5):
         masks = multipath_masks(indexed, dist, k, math.inf)
@@ -120,9 +126,22 @@ def test_indexing_rejects_bad_costs_and_self_loops():
 
 def test_empty_and_edgeless_graphs():
     empty = IndexedGraph.from_graph(nx.Graph(), "delay_s")
-    assert empty.routes([], np.zeros((0, 0), dtype=np.int64)) == {}
+    assert empty.routes_from_next([], np.zeros((0, 0), dtype=np.int64)) == {}
+    assert empty.routes_from_masks([], np.zeros((0, 0), dtype=np.int64)) == {}
     lonely = nx.empty_graph([5, 6])
     indexed = IndexedGraph.from_graph(lonely, "delay_s")
     dest = indexed.indices([5, 6])
-    routes = indexed.routes(dest, best_masks(indexed, distances(indexed, dest)))
+    routes = indexed.routes_from_next(dest, best_next(indexed, distances(indexed, dest)))
     assert routes == {5: {}, 6: {}}
+
+
+@pytest.mark.parametrize("weight", ["delay_s", None], ids=["equal-delays", "unit-hops"])
+def test_tie_heavy_large_grid_stays_linear(weight):
+    """Equal costs on a 72 x 22 torus: astronomically many equal shortest
+    paths.  The frontier must hold each (destination, switch) once per round
+    (a duplicate-keeping frontier ran out of memory here)."""
+    graph = plus_grid(72, 22)
+    indexed = IndexedGraph.from_graph(graph, weight)
+    dest = indexed.indices(range(0, 1584, 99))
+    dist = distances(indexed, dest)
+    assert np.array_equal(dist, dijkstra_distances(indexed, dest))

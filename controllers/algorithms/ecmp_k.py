@@ -56,7 +56,7 @@ def route(
     indexed = IndexedGraph.from_graph(graph, "delay_s")
     dest = indexed.indices(destinations)
     dist = distances(indexed, dest)
-    return indexed.routes(dest, multipath_masks(indexed, dist, k, max_stretch))
+    return indexed.routes_from_masks(dest, multipath_masks(indexed, dist, k, max_stretch))
 
 
 ALGORITHM = Algorithm(

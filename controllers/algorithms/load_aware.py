@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 
 from .base import Algorithm, Param, Routes, RoutingContext, below, non_negative, positive
-from .spt import IndexedGraph, best_masks, distances, via_costs
+from .spt import IndexedGraph, best_next, distances, pick_first, via_costs
 
 
 def congestion_costs(
@@ -116,18 +116,18 @@ def route(
     indexed = base.with_costs(congestion_costs(base, ctx.utilisation, alpha_s, rho_max))
     dest = indexed.indices(destinations)
     dist = distances(indexed, dest)
-    masks = best_masks(indexed, dist)
+    next_idx = best_next(indexed, dist)
     if ctx.previous:
         via, downhill = via_costs(indexed, dist)
         prev = _previous_masks(indexed, dest, ctx.previous)
         bits = np.left_shift(1, np.arange(indexed.nbr.shape[1], dtype=np.int64))
         in_force = (prev[:, :, None] & bits) != 0
         keepable = in_force & downhill & (via <= (1.0 + hysteresis) * dist[:, :, None])
-        # among the kept candidates, the cheapest (smallest id on ties)
-        first = np.where(keepable, via, np.inf).argmin(axis=2)
-        keep = keepable.any(axis=2)
-        masks = np.where(keep, np.left_shift(1, first), masks).astype(np.int64)
-    return indexed.routes(dest, masks)
+        # among next hops in force that may stay, the cheapest (smallest id on ties)
+        cheapest = np.where(keepable, via, np.inf).min(axis=2)
+        kept = pick_first(indexed, keepable & (via == cheapest[:, :, None]))
+        next_idx = np.where(kept >= 0, kept, next_idx)
+    return indexed.routes_from_next(dest, next_idx)
 
 
 ALGORITHM = Algorithm(

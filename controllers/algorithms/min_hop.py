@@ -11,7 +11,7 @@ from collections.abc import Set
 import networkx as nx
 
 from .base import Algorithm, Routes, RoutingContext
-from .spt import IndexedGraph, best_masks, distances
+from .spt import IndexedGraph, best_next, distances
 
 
 def route(graph: nx.Graph, destinations: Set[int], ctx: RoutingContext) -> Routes:
@@ -28,7 +28,7 @@ def route(graph: nx.Graph, destinations: Set[int], ctx: RoutingContext) -> Route
     """
     indexed = IndexedGraph.from_graph(graph, weight=None)
     dest = indexed.indices(destinations)
-    return indexed.routes(dest, best_masks(indexed, distances(indexed, dest)))
+    return indexed.routes_from_next(dest, best_next(indexed, distances(indexed, dest)))
 
 
 ALGORITHM = Algorithm(

@@ -32,7 +32,7 @@ from collections.abc import Set
 import networkx as nx
 
 from .base import Algorithm, Param, Routes, RoutingContext, non_negative, positive
-from .spt import IndexedGraph, best_masks, distances
+from .spt import IndexedGraph, best_next, distances
 
 
 def doomed_links(graph: nx.Graph, ctx: RoutingContext, horizon_s: float) -> set[tuple[int, int]]:
@@ -80,7 +80,7 @@ def route(
             cost[slots[(v, u)]] += penalty_s
         indexed = indexed.with_costs(cost)
     dest = indexed.indices(destinations)
-    return indexed.routes(dest, best_masks(indexed, distances(indexed, dest)))
+    return indexed.routes_from_next(dest, best_next(indexed, distances(indexed, dest)))
 
 
 ALGORITHM = Algorithm(

@@ -47,7 +47,8 @@ __all__ = [
     "distances",
     "dijkstra_distances",
     "via_costs",
-    "best_masks",
+    "best_next",
+    "pick_first",
     "multipath_masks",
     "MAX_DEGREE",
 ]
@@ -70,7 +71,8 @@ class IndexedGraph:
     index : dict
         Switch id -> index.
     nbr : ndarray, shape (N, W), int64
-        Neighbour indices, each row ascending; padding slots hold 0.
+        Neighbour indices, each row ascending; padding slots hold the row's
+        own index (so a padding slot is never "closer" to anything).
     valid : ndarray, shape (N, W), bool
         True for real slots.
     out_cost : ndarray, shape (N, W), float64
@@ -173,7 +175,7 @@ class IndexedGraph:
             raise RoutingError(f"switch {worst} has {width} links; at most {MAX_DEGREE} are supported")
         start = np.concatenate(([0], np.cumsum(degree)[:-1])) if n else np.zeros(0, np.int64)
         slot = np.arange(src.size) - start[src]
-        nbr = np.zeros((n, width), dtype=np.int64)
+        nbr = np.repeat(np.arange(n, dtype=np.int64)[:, None], width, axis=1)  # padding: self
         valid = np.zeros((n, width), dtype=bool)
         out_cost = np.full((n, width), np.inf)
         nbr[src, slot] = dst
@@ -230,8 +232,38 @@ class IndexedGraph:
 
     # -- output ---------------------------------------------------------------
 
-    def routes(self, dest_idx: Sequence[int], masks: np.ndarray) -> Routes:
-        """Build :data:`Routes` from next-hop slot bit masks.
+    def routes_from_next(self, dest_idx: Sequence[int], next_idx: np.ndarray) -> Routes:
+        """Build single-path :data:`Routes` from next-hop indices.
+
+        Parameters
+        ----------
+        dest_idx : sequence of int, length D
+            Destination indices (rows of ``next_idx``).
+        next_idx : ndarray, shape (D, N), int64
+            ``next_idx[j, u]`` = index of the neighbour switch ``u`` forwards
+            to for destination ``dest_idx[j]``; -1 = no entry.
+        """
+        nodes = self.nodes
+        dest_ids = [nodes[int(d)] for d in dest_idx]
+        dest_set = set(dest_ids)
+        # index -> ((id, 1.0),); the extra last element serves index -1
+        hops = [((u, 1.0),) for u in nodes]
+        hops.append(None)
+        lookup = hops.__getitem__
+        missing = np.count_nonzero(next_idx < 0, axis=0).tolist()
+        routes: Routes = {}
+        for u, row, holes in zip(nodes, next_idx.T.tolist(), missing):
+            entry = dict(zip(dest_ids, map(lookup, row)))
+            if holes:
+                if holes == 1 and u in dest_set and entry[u] is None:
+                    del entry[u]
+                else:
+                    entry = {d: h for d, h in entry.items() if h is not None}
+            routes[u] = entry
+        return routes
+
+    def routes_from_masks(self, dest_idx: Sequence[int], masks: np.ndarray) -> Routes:
+        """Build :data:`Routes` from next-hop slot bit masks (multipath).
 
         Parameters
         ----------
@@ -244,17 +276,13 @@ class IndexedGraph:
         """
         nodes = self.nodes
         dest_ids = [nodes[int(d)] for d in dest_idx]
-        dest_set = set(dest_ids)
         nbr_ids = self._nbr_ids
         routes: Routes = {}
         for u, row, ids in zip(nodes, masks.T.tolist(), nbr_ids):
             cache = {m: _next_hops(ids, m) for m in set(row)}
             entry = dict(zip(dest_ids, map(cache.__getitem__, row)))
             if 0 in cache:
-                if u in dest_set and row.count(0) == 1 and entry[u] is None:
-                    del entry[u]
-                else:
-                    entry = {d: hops for d, hops in entry.items() if hops is not None}
+                entry = {d: h for d, h in entry.items() if h is not None}
             routes[u] = entry
         return routes
 
@@ -294,50 +322,54 @@ def distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
     dist = np.full(dest.size * n, np.inf)
     if dest.size == 0:
         return dist.reshape(0, n)
-    in_nbr = graph.nbr
+    offset = graph.nbr - np.arange(n, dtype=np.int64)[:, None]  # neighbour index - own index
     in_cost = graph.in_cost  # cost of (neighbour -> v), row v
+    before = np.empty_like(dist)
     active = dest + np.arange(dest.size, dtype=np.int64) * n
     dist[active] = 0.0
     while active.size:
+        np.copyto(before, dist)
         v = active % n
         # flat index of (destination row, neighbour u) for each in-link u -> v
-        target = ((active - v)[:, None] + in_nbr[v]).ravel()
+        target = (active[:, None] + offset[v]).ravel()
         candidate = (dist[active][:, None] + in_cost[v]).ravel()
-        better = candidate < dist[target]
-        target = target[better]
-        candidate = candidate[better]
         np.minimum.at(dist, target, candidate)
-        # entries whose new distance came from this round relax next round
-        active = target[dist[target] == candidate]
+        # entries lowered this round relax next round, each once (with equal
+        # costs many candidates tie; a frontier keeping duplicates would
+        # multiply them every round)
+        active = np.flatnonzero(dist < before)
     return dist.reshape(dest.size, n)
 
 
-def dijkstra_distances(graph: IndexedGraph, dest: int) -> list[float]:
-    """Reference: Dijkstra toward one destination index, pure Python.
+def dijkstra_distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
+    """Reference: Dijkstra toward each destination, pure Python (heapq).
 
-    Returns the list ``dist[u]`` for all switches; identical, bit for bit,
-    to the corresponding row of :func:`distances`.
+    Same contract as :func:`distances` and, bit for bit, the same result
+    (tested); kept as the oracle and as the benchmark's baseline.
     """
     n = graph.size
     in_rows = [
         [(u, c) for u, c, ok in zip(nbrs, costs, oks) if ok]
         for nbrs, costs, oks in zip(graph.nbr.tolist(), graph.in_cost.tolist(), graph.valid.tolist())
     ]
-    dist = [math.inf] * n
-    dist[dest] = 0.0
-    done = [False] * n
-    heap = [(0.0, dest)]
-    while heap:
-        d, v = heapq.heappop(heap)
-        if done[v]:
-            continue
-        done[v] = True
-        for u, c in in_rows[v]:
-            candidate = d + c
-            if candidate < dist[u]:
-                dist[u] = candidate
-                heapq.heappush(heap, (candidate, u))
-    return dist
+    rows = []
+    for dest in dest_idx:
+        dist = [math.inf] * n
+        dist[int(dest)] = 0.0
+        done = [False] * n
+        heap = [(0.0, int(dest))]
+        while heap:
+            d, v = heapq.heappop(heap)
+            if done[v]:
+                continue
+            done[v] = True
+            for u, c in in_rows[v]:
+                candidate = d + c
+                if candidate < dist[u]:
+                    dist[u] = candidate
+                    heapq.heappush(heap, (candidate, u))
+        rows.append(dist)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), n)
 
 
 # -- next-hop choice ------------------------------------------------------------
@@ -351,33 +383,45 @@ def via_costs(graph: IndexedGraph, dist: np.ndarray) -> tuple[np.ndarray, np.nda
     via : ndarray, shape (D, N, W)
         ``out_cost[u, k] + dist[j, nbr[u, k]]`` (``inf`` on padding).
     downhill : ndarray, shape (D, N, W), bool
-        ``dist[j, nbr[u, k]] < dist[j, u]`` on real slots of reachable
-        switches: the neighbours that are allowed as next hops.
+        ``dist[j, nbr[u, k]] < dist[j, u]``: the neighbours allowed as next
+        hops.  False on padding (a padding slot points at ``u`` itself) and
+        for unreachable ``u`` (nothing is below ``inf`` that ``u`` can reach).
     """
     ahead = dist[:, graph.nbr]
     via = graph.out_cost[None, :, :] + ahead
-    here = dist[:, :, None]
-    downhill = (ahead < here) & graph.valid[None, :, :] & np.isfinite(here)
+    downhill = ahead < dist[:, :, None]
     return via, downhill
 
 
-def best_masks(graph: IndexedGraph, dist: np.ndarray) -> np.ndarray:
+def best_next(graph: IndexedGraph, dist: np.ndarray) -> np.ndarray:
     """One next hop per (destination, switch): the neighbour on a least-cost
     path, smallest neighbour id on ties.
 
     Returns
     -------
     ndarray, shape (D, N), int64
-        Bit mask with one bit set, or 0 (destination itself, unreachable).
+        Neighbour index, or -1 (the destination itself, or unreachable).
     """
-    via, downhill = via_costs(graph, dist)
-    hit = downhill & (via == dist[:, :, None])
+    chosen = np.full(dist.shape, -1, dtype=np.int64)
+    # slot by slot (W is small), so ascending slots = ascending neighbour ids
+    for k in range(graph.nbr.shape[1]):
+        nbr_k = graph.nbr[:, k]
+        ahead = dist[:, nbr_k]
+        hit = (ahead < dist) & (graph.out_cost[:, k] + ahead == dist) & (chosen < 0)
+        chosen[hit] = np.broadcast_to(nbr_k, dist.shape)[hit]
+    return chosen
+
+
+def pick_first(graph: IndexedGraph, hit: np.ndarray) -> np.ndarray:
+    """``(D, N)`` index of the neighbour in the first ``True`` slot of
+    ``hit`` (``(D, N, W)``; slots ascend by neighbour id), -1 if none."""
     first = hit.argmax(axis=2)
-    return np.where(hit.any(axis=2), np.left_shift(1, first), 0).astype(np.int64)
+    chosen = np.take_along_axis(graph.nbr, first.T, axis=1).T
+    return np.where(hit.any(axis=2), chosen, -1)
 
 
-def multipath_masks(graph: IndexedGraph, dist: np.ndarray, k: int, max_stretch: float) -> np.ndarray:
-    """Up to ``k`` downhill next hops per (destination, switch).
+def multipath_masks(graph: IndexedGraph, dist: np.ndarray, k_max: int, max_stretch: float) -> np.ndarray:
+    """Up to ``k_max`` downhill next hops per (destination, switch).
 
     A neighbour ``v`` of ``u`` qualifies if it is downhill
     (``dist[v] < dist[u]``) and ``cost(u, v) + (1 + s) * dist[v] <= (1 + s) *
@@ -386,7 +430,7 @@ def multipath_masks(graph: IndexedGraph, dist: np.ndarray, k: int, max_stretch: 
     ``(1 + s)`` times the least cost -- an end-to-end bound, not a per-hop
     one.  The least-cost neighbour always qualifies, so reachable switches
     get >= 1 next hop; ``s = inf`` admits every downhill neighbour.  Of the
-    qualifying neighbours the ``k`` with the cheapest ``cost(u, v) + dist[v]``
+    qualifying neighbours the ``k_max`` with the cheapest ``cost(u, v) + dist[v]``
     are kept (ties: smaller neighbour id).
 
     Returns
@@ -394,18 +438,24 @@ def multipath_masks(graph: IndexedGraph, dist: np.ndarray, k: int, max_stretch: 
     ndarray, shape (D, N), int64
         Bit masks of the chosen slots.
     """
-    via, downhill = via_costs(graph, dist)
-    if math.isfinite(max_stretch):
-        here = dist[:, :, None]
-        best = via == here
-        scale = 1.0 + max_stretch
-        bounded = graph.out_cost[None, :, :] + scale * dist[:, graph.nbr] <= scale * here
-        allowed = downhill & (best | bounded)
-    else:
-        allowed = downhill
-    ranked = np.where(allowed, via, np.inf)
-    order = np.argsort(ranked, axis=2, kind="stable")
-    rank = np.argsort(order, axis=2, kind="stable")
-    chosen = allowed & (rank < k)
-    bits = np.left_shift(1, np.arange(graph.nbr.shape[1], dtype=np.int64))
-    return (chosen * bits).sum(axis=2, dtype=np.int64)
+    width = graph.nbr.shape[1]
+    scale = 1.0 + max_stretch
+    vias, allowed = [], []
+    for k in range(width):
+        ahead = dist[:, graph.nbr[:, k]]
+        via = graph.out_cost[:, k] + ahead
+        ok = ahead < dist  # downhill
+        if math.isfinite(max_stretch):
+            ok &= (via == dist) | (graph.out_cost[:, k] + scale * ahead <= scale * dist)
+        vias.append(via)
+        allowed.append(ok)
+    masks = np.zeros(dist.shape, dtype=np.int64)
+    for k in range(width):
+        # rank of slot k among allowed slots: cheaper ones, then equal ones with smaller id
+        rank = np.zeros(dist.shape, dtype=np.int64)
+        for j in range(width):
+            if j != k:
+                ahead_of_k = (vias[j] < vias[k]) | ((vias[j] == vias[k]) & (j < k))
+                rank += allowed[j] & ahead_of_k
+        masks |= np.where(allowed[k] & (rank < k_max), np.int64(1) << k, 0)
+    return masks
