@@ -80,12 +80,14 @@ def propagate_ecef_km(fleet: Fleet, timebase: Timebase, *,
                       chunk_steps: int = 256,
                       progress: Callable[[int], None] | None = None,
                       info: dict | None = None,
-                      out: np.ndarray | None = None) -> np.ndarray:
+                      out: np.ndarray | None = None,
+                      exact: bool = False) -> np.ndarray:
     """ECEF positions of all satellites at all steps [km], shape ``(T, N, 3)``.
 
     ``progress(n)`` is called with the number of steps finished per chunk;
     ``info`` (if given) receives the method and knot spacing used; ``out``
-    (optional, shape (T, N, 3), may be a view) receives the result.
+    (optional, shape (T, N, 3), may be a view) receives the result;
+    ``exact`` forces SGP4 at every step (no interpolation).
     """
     times = timebase.times_s
     n_steps = times.size
@@ -96,7 +98,7 @@ def propagate_ecef_km(fleet: Fleet, timebase: Timebase, *,
     h = knot_spacing_s(fleet, tolerance_km)
     span = float(times[-1] - times[0])
     n_knots = int(math.ceil(span / h)) + 1 if span > 0 else 1
-    direct = n_knots + 1 >= n_steps / 4
+    direct = exact or n_knots + 1 >= n_steps / 4
     if info is not None:
         info.update({"method": "sgp4" if direct else "sgp4+lagrange4",
                      "knot_s": None if direct else span / max(n_knots - 1, 1),
