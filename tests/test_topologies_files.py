@@ -203,3 +203,17 @@ def test_cli_spec_errors_name_the_spec(tmp_path, capsys):
     assert cli("--spec", str(spec)) == 2
     err = capsys.readouterr().err
     assert f"{spec}: [topology] shell[0].planes: must be >= 1, got 0" in err
+
+
+def test_progress_reports_every_stage_and_empty_schedules_summarise():
+    calls = []
+    config = ScheduleConfig(preset="test4x4", duration_s=10.0, step_s=1.0, lasers_per_sat=0,
+                            ground_stations=(("Pole", 89.0, 0.0),), gsl_min_elevation_deg=80.0)
+    schedule = generate(config, progress=lambda stage, n: calls.append((stage, n)))
+    done = {}
+    for stage, n in calls:
+        done[stage] = done.get(stage, 0) + n
+    assert done == {"propagation": 10, "laser links": 10, "ground links": 10}
+    assert len(schedule.links) == 0
+    s = summarize(schedule)
+    assert s["links_per_step_max"] == 0 and s["isl_delay_s_min"] is None

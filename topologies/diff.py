@@ -19,7 +19,7 @@ from .schedule import Schedule
 DEFAULT_DELAY_THRESHOLD_S = 1e-6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinkDiff:
     """Changes from ``step_from`` to ``step_to``; every frame is sorted by (a, b).
 

@@ -23,7 +23,7 @@ from .timebase import utc_julian_date
 _SGP4_EPOCH0_JD = 2433281.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fleet:
     """Satellites as parallel arrays, all of shape ``(n_sats,)``.
 

@@ -9,6 +9,7 @@ written here (see :meth:`Schedule.save`).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,8 +73,14 @@ def _build_fleet(config: ScheduleConfig) -> tuple[Fleet, object, str]:
 
 
 def input_hash(config: ScheduleConfig, constellation_hash: str) -> str:
-    """sha256 over the canonical config JSON and the TLE file contents."""
-    text = config.to_json() + "\n" + constellation_hash
+    """sha256 over the canonical config and the TLE file contents.
+
+    The TLE file's path is left out (its contents count), so moving the file
+    does not change the hash.
+    """
+    data = config.to_dict()
+    data["tle_path"] = None
+    text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n" + constellation_hash
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .isl import LinkSet
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GslContext:
     """What a GSL policy may use.
 

@@ -28,7 +28,7 @@ from .fleet import Fleet
 from .matching import greedy_b_matching
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinkSet:
     """Links chosen by a policy.
 
@@ -56,7 +56,7 @@ class LinkSet:
         return LinkSet(pairs.reshape(-1, 2), mask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IslContext:
     """What an ISL policy may use.
 
@@ -314,7 +314,9 @@ class Nearest:
             found.append(np.stack([i, nearest[ok]], axis=1))
         found.append(current)
         pairs = np.sort(np.concatenate(found), axis=1)
-        return np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        keys = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        return np.stack(np.divmod(keys, n), axis=1)
 
     def __call__(self, ctx: IslContext) -> LinkSet:
         n = ctx.fleet.n_sats

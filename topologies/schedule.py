@@ -59,7 +59,7 @@ class _PartError(Exception):
         self.part, self.message = part, message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Positions:
     """Node positions per step.
 
@@ -79,7 +79,7 @@ class Positions:
     alt_km: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Schedule:
     """Time-varying topology of a constellation.
 

@@ -78,7 +78,7 @@ def utc_julian_date(epoch: datetime) -> tuple[float, float]:
     return whole, fraction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Timebase:
     """Epoch plus the step times of a schedule.
 

@@ -165,7 +165,7 @@ def _jd_to_datetime(jd: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=(jd - 2440587.5) * DAY_S)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TleSet:
     """A TLE file read and placed.
 
