@@ -160,3 +160,22 @@ def test_sunlit_flags_match_skyfield():
         mismatches += int(np.count_nonzero(reference != schedule.sunlit[:, sat_id]))
     assert mismatches == 0
     assert 0.2 < schedule.sunlit[:, schedule.node_ids("compute")].mean() < 0.95
+
+
+def test_output_shapes_and_dtypes():
+    schedule = generate(ScheduleConfig(preset="test4x4", duration_s=7.0, step_s=0.5, epoch=EPOCH,
+                                       ground_stations=(("Quito", -0.18, -78.47),)))
+    n_steps, n_nodes = 14, 17
+    assert schedule.times_s.shape == (n_steps,) and schedule.n_steps == n_steps
+    assert np.allclose(schedule.times_s, np.arange(n_steps) * 0.5)
+    assert schedule.positions.ecef_km.shape == (n_steps, n_nodes, 3)
+    for name in ("lat_deg", "lon_deg", "alt_km"):
+        assert getattr(schedule.positions, name).shape == (n_steps, n_nodes)
+    assert schedule.sunlit.shape == (n_steps, n_nodes) and schedule.sunlit.dtype == bool
+    assert schedule.epoch.tzinfo is not None and schedule.epoch.utcoffset().total_seconds() == 0
+    assert list(schedule.nodes.columns) == ["node_id", "name", "kind", "shell", "plane", "slot"]
+    assert schedule.nodes["node_id"].tolist() == list(range(n_nodes))
+    assert schedule.nodes["kind"].tolist() == ["satellite"] * 16 + ["ground"]
+    ground = schedule.positions
+    assert np.allclose(ground.lat_deg[:, 16], -0.18) and np.allclose(ground.alt_km[:, 16], 0.0)
+    assert (schedule.nodes.loc[16, ["shell", "plane", "slot"]] == -1).all()

@@ -146,7 +146,10 @@ def generate(config: ScheduleConfig, *, progress=False,
         lat = np.empty((n_steps, n_nodes))
         lon = np.empty((n_steps, n_nodes))
         alt = np.empty((n_steps, n_nodes))
-        lat[:, :n_sats], lon[:, :n_sats], alt[:, :n_sats] = ecef_to_geodetic(ecef[:, :n_sats])
+        for lo in range(0, n_steps, 64):      # chunks keep the temporaries in cache
+            hi = min(lo + 64, n_steps)
+            lat[lo:hi, :n_sats], lon[lo:hi, :n_sats], alt[lo:hi, :n_sats] = \
+                ecef_to_geodetic(ecef[lo:hi, :n_sats])
         if n_sats and (alt[:, :n_sats].min() <= 0.0 or not np.isfinite(alt).all()):
             raise TopologyError("a satellite is below the Earth's surface or not finite "
                                 "(decayed orbit?)")
