@@ -202,7 +202,27 @@ def test_cli_spec_errors_name_the_spec(tmp_path, capsys):
                     'inclination_deg = 53}]\n')
     assert cli("--spec", str(spec)) == 2
     err = capsys.readouterr().err
-    assert f"{spec}: [topology] shell[0].planes: must be >= 1, got 0" in err
+    assert f"{spec}: shell[0].planes: must be >= 1, got 0" in err
+
+
+def test_cli_reads_the_testbed_spec_layout(tmp_path, capsys):
+    spec = tmp_path / "exp.toml"
+    spec.write_text('[experiment]\nname = "x"\n'
+                    '[constellation]\npreset = "test6x6"\n'
+                    '[isl]\npolicy = "plus_grid"\nacquisition_s = 1.0\nparams = { max_lat_deg = 60.0 }\n'
+                    '[ground]\nstations = [["Quito", -0.18, -78.47]]\nmin_elevation_deg = 20.0\n'
+                    '[compute]\nper_plane = 1\n'
+                    '[time]\nduration_s = 12.0\nstep_s = 2.0\nspeedup = 1.0\n')
+    out = tmp_path / "s.parquet"
+    assert cli("--spec", str(spec), "-o", str(out)) == 0
+    loaded = Schedule.load(out)
+    config = loaded.meta["config"]
+    assert loaded.n_steps == 6 and config["acquisition_s"] == 1.0
+    assert config["isl_params"] == {"max_lat_deg": 60.0}
+    assert config["gsl_min_elevation_deg"] == 20.0 and len(loaded.node_ids("compute")) == 6
+    spec.write_text('[constellation]\npreset = "test6x6"\n[isl]\nlasers = 3\n')
+    assert cli("--spec", str(spec)) == 2
+    assert "isl.lasers: unknown key" in capsys.readouterr().err
 
 
 def test_progress_reports_every_stage_and_empty_schedules_summarise():

@@ -8,7 +8,7 @@ Examples::
 
     testbed topo --preset starlink_shell1 --duration-s 200 --step-s 0.1 -o s1.parquet
     testbed topo --tle ../shared/data/iridium-2022-09-14.tle --isl nearest
-    testbed topo --spec experiments/demo.toml --map 30 map.png
+    testbed topo --spec experiments/demo.toml --map 30 map.png     # spec's topology tables
     testbed topo --schedule s1.parquet --delay-plot Paris:Luanda delay.png
 
 User errors print one line on stderr and return 2; no partial files remain.
@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``topo`` options to ``parser``."""
     src = parser.add_argument_group("constellation (one of; or from --spec)")
     src.add_argument("--spec", metavar="TOML",
-                     help="experiment spec; its [topology] table gives the configuration "
-                          "(flags below override its keys)")
+                     help="experiment spec: its [constellation], [isl], [ground], [compute], "
+                          "[time] tables (or one [topology] table) give the configuration; "
+                          "flags below override it")
     src.add_argument("--preset", choices=sorted(PRESETS), help="named constellation")
     src.add_argument("--tle", metavar="FILE", help="TLE file (2- or 3-line)")
     src.add_argument("--schedule", metavar="PARQUET",
@@ -117,6 +118,55 @@ def _parse_pairs(text: str) -> list[tuple[str, str, str]]:
     return pairs
 
 
+#: Experiment-spec tables that describe the topology, key -> ScheduleConfig field
+#: (the testbed's spec layout).  ``None`` marks keys that belong to others.
+SPEC_TABLES: dict[str, dict[str, str | None]] = {
+    "constellation": {"preset": "preset", "shells": "shells", "tle_path": "tle_path",
+                      "tle_include_unplaced": "tle_include_unplaced",
+                      "capacity_bps": "capacity_bps"},
+    "isl": {"policy": "isl_policy", "params": "isl_params", "lasers_per_sat": "lasers_per_sat",
+            "max_range_km": "max_range_km", "grazing_margin_km": "grazing_margin_km",
+            "acquisition_s": "acquisition_s"},
+    "ground": {"stations": "ground_stations", "min_elevation_deg": "gsl_min_elevation_deg",
+               "policy": "gsl_policy", "capacity_bps": "gsl_capacity_bps",
+               "acquisition_s": "gsl_acquisition_s"},
+    "time": {"epoch": "epoch", "duration_s": "duration_s", "step_s": "step_s",
+             "speedup": None},
+}
+
+
+def spec_to_config_dict(spec: dict, spec_path: Path) -> dict[str, Any]:
+    """ScheduleConfig data from an experiment spec.
+
+    Accepts either one ``[topology]`` table with ``ScheduleConfig`` keys, or the
+    testbed's layout: ``[constellation]``, ``[isl]``, ``[ground]``, ``[compute]``
+    and ``[time]`` tables (see ``SPEC_TABLES``).  Other tables are ignored.
+    """
+    if "topology" in spec:
+        table = spec["topology"]
+        if not isinstance(table, dict):
+            raise TopologyError(f"{spec_path}: [topology] must be a table")
+        return dict(table)
+    if "constellation" not in spec:
+        raise TopologyError(f"{spec_path}: no [topology] or [constellation] table")
+    data: dict[str, Any] = {}
+    for name, keys in SPEC_TABLES.items():
+        table = spec.get(name)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise TopologyError(f"{spec_path}: [{name}] must be a table")
+        for key, value in table.items():
+            if key not in keys:
+                raise TopologyError(f"{spec_path}: {name}.{key}: unknown key (known keys: "
+                                    f"{', '.join(keys)})")
+            if keys[key] is not None:
+                data[keys[key]] = value
+    if spec.get("compute") is not None:
+        data["compute"] = spec["compute"]
+    return data
+
+
 def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
     """Merge the spec's [topology] table (if any) with flags; flags win."""
     data: dict[str, Any] = {}
@@ -130,10 +180,7 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
             raise TopologyError(f"{spec_path}: cannot read ({err.strerror or err})") from None
         except tomllib.TOMLDecodeError as err:
             raise TopologyError(f"{spec_path}: invalid TOML ({err})") from None
-        table = spec.get("topology")
-        if not isinstance(table, dict):
-            raise TopologyError(f"{spec_path}: no [topology] table")
-        data.update(table)
+        data.update(spec_to_config_dict(spec, spec_path))
         spec_dir = spec_path.resolve().parent
         if isinstance(data.get("tle_path"), str) and not Path(data["tle_path"]).is_absolute():
             data["tle_path"] = str(spec_dir / data["tle_path"])
@@ -166,7 +213,7 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
         return ScheduleConfig.from_dict(data)
     except TopologyError as err:
         if args.spec:
-            raise TopologyError(f"{args.spec}: [topology] {err}") from None
+            raise TopologyError(f"{args.spec}: {err}") from None
         raise
 
 
