@@ -7,7 +7,6 @@ min_delay is never beaten on delay nor min_hop on hops, determinism.
 """
 
 import functools
-import math
 import random
 
 import networkx as nx

@@ -131,3 +131,18 @@ def test_a_new_algorithm_is_one_function_and_one_algorithm_value():
         toy.bind({"hops": 0})
     with pytest.raises(ParameterError):  # a bad default is caught when the module is imported
         Algorithm("broken", route, (Param("hops", int, 0, "example", (at_least(1),)),))
+
+
+def test_documented_examples_run():
+    import doctest
+
+    import controllers.algorithms as registry
+
+    assert doctest.testmod(controllers, raise_on_error=True).attempted > 0
+    # the "complete example" in the registry docstring works as written
+    code = registry.__doc__.split("::\n\n", 1)[1].split("\nthen ", 1)[0]
+    namespace = {"__name__": "controllers.algorithms.max_capacity", "__package__": "controllers.algorithms"}
+    exec(compile("\n".join(line[4:] for line in code.splitlines()), "max_capacity.py", "exec"), namespace)
+    graph = ring(6, seed=1)
+    routes = namespace["ALGORITHM"].bind({})(graph, frozenset({0}), RoutingContext(t_s=0.0))
+    assert routes == make_router("min_delay")(graph, frozenset({0}), RoutingContext(t_s=0.0))

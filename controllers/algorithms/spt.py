@@ -10,14 +10,17 @@ Representation (:class:`IndexedGraph`)
     held in a padded ``(N, W)`` matrix (``W`` = max degree), each row sorted by
     neighbour id, so "first matching slot" = "smallest neighbour id": that is
     the tie-break everywhere.  ``out_cost[u, k]`` is the cost of ``u -> nbr[u, k]``;
-    padding slots cost ``inf``.  Laser meshes have degree <= ~6, so padding is
-    cheap; memory is ``O(N * W)`` and ``O(D * N * W)`` during next-hop choice.
+    padding slots point back at ``u`` and cost ``inf``, so they never win.
+    Laser meshes have degree <= ~6, so padding is cheap.  Memory is
+    ``O(N * W)`` for the graph and ``O(D * N)`` per working array.
 
 Distances (:func:`distances`)
     A label-correcting (Bellman-Ford) search run for all ``D`` destinations
     together over a flat ``(D * N)`` array: each round relaxes only the
-    entries whose distance changed in the previous round.  Rounds = hop depth
-    of the trees (~50 on a 72 x 22 +Grid), each a handful of numpy calls.
+    entries whose distance dropped in the previous round, each once.  Rounds
+    = hop depth of the trees (~50 on a 72 x 22 +Grid), each a handful of
+    numpy calls.  (scipy's csgraph would do Dijkstra in C, but scipy is not
+    a dependency.)
     With positive costs the float fixed point is unique, so the result is
     bit-identical to Dijkstra's (:func:`dijkstra_distances`, kept as the
     reference and tested against it).
