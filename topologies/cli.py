@@ -217,6 +217,15 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
         raise
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before any work if an output file cannot be created."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise TopologyError(f"{path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise TopologyError(f"{path}: is a folder, expected a file name")
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``testbed topo``; returns the exit status (0 ok, 2 user error)."""
     from .generate import generate
@@ -231,6 +240,10 @@ def run(args: argparse.Namespace) -> int:
             except ValueError:
                 raise TopologyError(f"T_S must be a number, got {args.map[0]!r}",
                                     "--map") from None
+        for target in (args.output, args.map and args.map[1],
+                       args.delay_plot and args.delay_plot[1]):
+            if target:
+                _check_writable(Path(target))
         if args.schedule:
             if args.spec or args.preset or args.tle:
                 raise TopologyError("--schedule cannot be combined with --spec, --preset "

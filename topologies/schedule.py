@@ -205,6 +205,9 @@ class Schedule:
         import pyarrow.parquet as pq
 
         paths = schedule_paths(path)
+        folder = paths["links"].parent
+        if not folder.is_dir():
+            raise TopologyError(f"{paths['links']}: folder {folder} does not exist")
         sid = self.schedule_id()
 
         def header(part: str, extra: dict | None = None) -> dict:

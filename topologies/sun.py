@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import EARTH_RADIUS_KM
+from .errors import TopologyError
 from .timebase import Timebase, ephemeris
 
 #: Step [s] between exact ephemeris Sun positions; in between, the ECEF vector
@@ -33,9 +34,13 @@ def sun_ecef_km(timebase: Timebase) -> np.ndarray:
         sample_times = times
     else:
         sample_times = np.linspace(times[0], times[-1], n_samples)
+    from skyfield.errors import EphemerisRangeError
     eph = ephemeris()
     t = timebase.skyfield_times(sample_times)
-    sun = (eph["sun"] - eph["earth"]).at(t).frame_xyz(itrs).km.T   # (n_samples, 3)
+    try:
+        sun = (eph["sun"] - eph["earth"]).at(t).frame_xyz(itrs).km.T   # (n_samples, 3)
+    except EphemerisRangeError as err:
+        raise TopologyError(f"outside the de421 Sun ephemeris ({err})", "epoch") from None
     if sample_times is times:
         return sun
     out = np.empty((times.size, 3))
