@@ -56,6 +56,7 @@ class RoutingApp(app_manager.OSKenApp):
         self.push_lock = hub.BoundedSemaphore(1)   # one diff-and-send at a time
         self.poll_interval_s = OPTIONS["poll_interval_s"]
         self.stats_log = open(OPTIONS["stats_log"], "a") if OPTIONS.get("stats_log") else None
+        self.logged_paths = {}      # (src switch, dst switch) -> path last logged
         self.threads.append(hub.spawn(self._serve_feed))
         if self.poll_interval_s > 0:
             self.threads.append(hub.spawn(self._poll_ports))
@@ -95,7 +96,9 @@ class RoutingApp(app_manager.OSKenApp):
                  "flow_mods": sent["flow_mods"], "group_mods": sent["group_mods"],
                  "barrier_timeout": sent["barrier_timeout"], "missing_switches": missing,
                  "rules_per_switch": {str(n): len(t.rules) for n, t in self.installed.items()}}
-        self._log_stats({"event": "step", **{k: v for k, v in reply.items() if k != "type"}})
+        self._log_stats({"event": "step", "t_s": self.session.t_s,
+                         **{k: v for k, v in reply.items() if k != "type"}})
+        self._log_paths("step")
         return reply
 
     def _on_status(self, msg):
@@ -104,6 +107,17 @@ class RoutingApp(app_manager.OSKenApp):
                                  for n in self.session.switches)}
 
     FEED_HANDLERS = {"topology": _on_topology, "state": _on_state, "status": _on_status}
+
+    def _log_paths(self, event):
+        """Logs host-to-host switch paths that changed since the last log line."""
+        paths = self.session.host_paths()
+        changed = {f"{a}-{b}": "-".join(map(str, p)) for (a, b), p in paths.items()
+                   if self.logged_paths.get((a, b)) != p}
+        gone = [f"{a}-{b}" for (a, b) in self.logged_paths if (a, b) not in paths]
+        if changed or gone:
+            self._log_stats({"event": "paths", "cause": event, "t_s": self.session.t_s,
+                             "step": self.session.step, "paths": changed, "unreachable": gone})
+        self.logged_paths = paths
 
     def _log_stats(self, record):
         if self.stats_log:
@@ -225,6 +239,7 @@ class RoutingApp(app_manager.OSKenApp):
             stats = self.session.recompute()
             self._push_soon(log={"event": "port_down", "node": node, "port": msg.desc.port_no,
                                  "compute_s": stats.compute_s})
+            self._log_paths("port_down")
 
     # ---------------------------------------------------------------- port statistics
     def _poll_ports(self):
@@ -262,6 +277,7 @@ class RoutingApp(app_manager.OSKenApp):
             if self.session.step >= 0:
                 self.session.recompute()
                 self._push_soon()
+                self._log_paths("utilisation")
 
 
 def main(argv=None) -> int:

@@ -70,6 +70,28 @@ class ControllerSession:
     def on_utilisation(self, utilisation: dict[tuple[int, int], float]) -> None:
         self.utilisation = dict(utilisation)
 
+    def host_paths(self, max_hops: int = 256) -> dict[tuple[int, int], tuple[int, ...]]:
+        """Switch path between every ordered pair of host switches (first next hop at each
+        switch: the heaviest bucket for multipath); pairs with no route are absent."""
+        if self.routes is None:
+            return {}
+        ends = sorted({h.switch for h in self.hosts.values()})
+        out = {}
+        for src in ends:
+            for dst in ends:
+                if src == dst:
+                    continue
+                path, node = [src], src
+                while node != dst and len(path) <= max_hops:
+                    hops = self.routes.get(node, {}).get(dst)
+                    if not hops:
+                        break
+                    node = max(hops, key=lambda h: (h[1], -h[0]))[0]
+                    path.append(node)
+                if node == dst:
+                    out[(src, dst)] = tuple(path)
+        return out
+
     def recompute(self) -> StepStats:
         t0 = self.clock()
         graph = to_graph(from_records(self.t_s, self.switches, self.links.values()))

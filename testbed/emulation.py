@@ -59,14 +59,14 @@ def parse_ping(text: str) -> PingResult:
 class Emulation:
     def __init__(self, plan: NetworkPlan, algorithm: str = "min_hop", params: dict | None = None, *,
                  log_dir: Path, backend: str = "auto", run_id: str = "run", of_port: int | None = None,
-                 caps: probe.Capabilities | None = None, lock: bool = True):
+                 caps: probe.Capabilities | None = None, lock: bool = True, poll_interval_s: float = 0.5):
         self.caps = probe.require_runnable(caps)
         self._lock = RunLock() if lock else None   # one network on this machine at a time
         self.backend_name = probe.choose_backend(self.caps, backend)
         self.datapath = probe.choose_datapath(self.caps)
         self.plan = plan
         self.controller = Controller(algorithm, params or {}, log_dir / "controller.log", of_port=of_port,
-                                     stats_log=log_dir / "controller-steps.jsonl")
+                                     stats_log=log_dir / "controller-steps.jsonl", poll_interval_s=poll_interval_s)
         self.backend = BACKENDS[self.backend_name](self.caps)
         self.network = Network(plan, self.backend, self.datapath, self.controller.of_port, run_id)
         self.initial_reply: dict = {}

@@ -1,0 +1,32 @@
+"""Geometric reference: the propagation RTT the schedule promises between two nodes.
+
+For each step, the least-delay path over the links that are up (what ``min_delay``
+routing would use, with no queueing and no switching cost): RTT = 2 x its one-way delay.
+Measured RTTs are compared with this reference in tests and in the results tables.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .clock import LinkTimeline
+from .plan import NetworkPlan
+
+
+def geo_rtt_s(plan: NetworkPlan, timeline: LinkTimeline, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """Shape (n_steps, len(pairs)): 2 x least one-way delay per step; inf where unreachable."""
+    out = np.full((timeline.n_steps, len(pairs)), np.inf)
+    sources = sorted({a for a, _ in pairs})
+    for k in range(timeline.n_steps):
+        g = nx.Graph()
+        g.add_nodes_from(s.node_id for s in plan.switches)
+        for lk in plan.links:
+            if timeline.up[k, lk.link_id]:
+                g.add_edge(lk.a, lk.b, delay_s=float(timeline.delay_s[k, lk.link_id]))
+        for src in sources:
+            dist = nx.single_source_dijkstra_path_length(g, src, weight="delay_s")
+            for j, (a, b) in enumerate(pairs):
+                if a == src and b in dist:
+                    out[k, j] = 2 * dist[b]
+    return out
