@@ -246,29 +246,43 @@ def build_flow_table(
     attached.sort(key=lambda item: item[0])
     dest_switches = sorted({host.switch for _, _, host in attached})
     switches = sorted(set(routes) | set(dest_switches))
+    # (address, action code) -> Rule, where code = port (output) or -1 - group id
+    known: dict[tuple[str, int], Rule] = {}
     table: FlowTable = {}
     for s in switches:
         by_dest = routes.get(s, {})
         groups: dict[int, SelectGroup] = {}
-        memo: dict[tuple, Action] = {}  # single next hop -> action, on this switch
-        actions: dict[int, Action | None] = {}  # destination switch -> action, shared by its hosts
+        memo: dict[tuple, tuple[int, Action]] = {}  # single next hop -> (code, action), on this switch
+        codes: dict[int, tuple[int, Action] | None] = {}  # destination switch -> (code, action)
         for d in dest_switches:
             hops = by_dest.get(d) if d != s else None
-            if hops is None or len(hops) != 1:
-                actions[d] = _forwarding_action(s, d, hops, ports, groups)
+            if hops is not None and len(hops) == 1:
+                coded = memo.get(hops)
+                if coded is None:
+                    coded = memo[hops] = _coded(_forwarding_action(s, d, hops, ports, groups))
+                codes[d] = coded
             else:
-                action = memo.get(hops)
-                if action is None:
-                    action = memo[hops] = _forwarding_action(s, d, hops, ports, groups)
-                actions[d] = action
+                codes[d] = _coded(_forwarding_action(s, d, hops, ports, groups))
         rules: dict[str, Rule] = {}
         for _, address, host in attached:
-            action = _output(host.port) if host.switch == s else actions[host.switch]
-            if action is not None:
-                rules[address] = _rule(address, action, priority)
+            coded = (host.port, _output(host.port)) if host.switch == s else codes[host.switch]
+            if coded is None:
+                continue
+            rule = known.get((address, coded[0]))
+            if rule is None:
+                rule = known[(address, coded[0])] = _rule(address, coded[1], priority)
+            rules[address] = rule
         if rules:
             table[s] = SwitchTable(rules, dict(sorted(groups.items())))
     return table
+
+
+def _coded(action: Action | None) -> tuple[int, Action] | None:
+    if action is None:
+        return None
+    if isinstance(action, OutputAction):
+        return (action.port, action)
+    return (-1 - action.group_id, action)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -291,6 +305,13 @@ def _rule(address: str, action: Action, priority: int) -> Rule:
 def _forwarding_action(s, d, hops, ports, groups) -> Action | None:
     if not hops:
         return None
+    if len(hops) == 1 and hops[0][1] == 1.0:  # single path: the common case
+        v = hops[0][0]
+        port = ports.get((s, v))
+        if port is None:
+            raise RuleError(f"route on switch {s} to {d}: no port known on switch {s} toward neighbour {v}")
+        _check_port(port, f"port of switch {s} toward {v}")
+        return _output(port)
     total = 0.0
     bucket_ports = []
     for v, weight in hops:
