@@ -210,6 +210,68 @@ def default_tle_epoch(satrecs) -> datetime:
     return rounded if rounded == latest else rounded + timedelta(minutes=1)
 
 
+def _mean_elements(satrecs, epoch: datetime) -> dict[str, np.ndarray]:
+    """SGP4 mean elements of every satellite at ``epoch`` (arrays of shape (n,)).
+
+    Keys: ``ok`` (SGP4 could propagate), ``inc_deg``, ``raan_deg``,
+    ``arg_lat_deg`` (mean argument of latitude, first order in eccentricity),
+    ``radius_km`` (mean semi-major axis).  One SGP4 call per satellite, once.
+    """
+    whole, fraction = utc_julian_date(epoch)
+    n = len(satrecs)
+    out = {"ok": np.ones(n, dtype=bool), "inc_deg": np.zeros(n), "raan_deg": np.zeros(n),
+           "arg_lat_deg": np.zeros(n), "radius_km": np.zeros(n)}
+    for i, sat in enumerate(satrecs):
+        error, _, _ = sat.sgp4(whole, fraction)     # sets the mean elements im, Om, om, mm, am
+        if error:
+            out["ok"][i] = False
+            continue
+        out["inc_deg"][i] = math.degrees(sat.im)
+        out["raan_deg"][i] = math.degrees(sat.Om) % 360.0
+        true_anomaly = sat.mm + 2.0 * sat.em * math.sin(sat.mm)
+        out["arg_lat_deg"][i] = math.degrees(sat.om + true_anomaly) % 360.0
+        out["radius_km"][i] = sat.am * EARTH_RADIUS_KM
+    return out
+
+
+def _shell_groups(elements: dict, inc_gap_deg: float, alt_gap_km: float) -> list[np.ndarray]:
+    """Indices of satellites grouped by inclination, then by mean altitude."""
+    candidates = np.flatnonzero(elements["ok"])
+    groups = []
+    if candidates.size:
+        inc_label = _gap_clusters(elements["inc_deg"][candidates], inc_gap_deg)
+        for label in np.unique(inc_label):
+            members = candidates[inc_label == label]
+            alt_label = _gap_clusters(elements["radius_km"][members], alt_gap_km)
+            groups.extend(members[alt_label == sub] for sub in np.unique(alt_label))
+    return groups
+
+
+def _place_planes(members: np.ndarray, raan: np.ndarray, arg_lat: np.ndarray,
+                  raan_gap_deg: float, min_plane_sats: int, plane: np.ndarray,
+                  slot: np.ndarray) -> tuple[int, bool, int]:
+    """Assign plane and slot (in place) to the members of one shell.
+
+    Returns (planes kept, whether the last plane neighbours the first,
+    satellites dropped in too-small planes).
+    """
+    plane_label = _circular_clusters(raan[members], raan_gap_deg)
+    counts = np.bincount(plane_label)
+    kept_labels = np.flatnonzero(counts >= min_plane_sats)
+    plane_raans = []
+    for new_plane, label in enumerate(kept_labels):
+        in_plane = members[plane_label == label]
+        in_plane = in_plane[np.argsort(arg_lat[in_plane], kind="stable")]
+        plane[in_plane] = new_plane
+        slot[in_plane] = np.arange(in_plane.size)
+        plane_raans.append(_circular_mean_deg(raan[in_plane]))
+    wraps = False
+    if len(plane_raans) >= 3:
+        gaps = np.diff(np.r_[plane_raans, plane_raans[0] + 360.0]) % 360.0
+        wraps = bool(gaps[-1] <= 1.5 * np.median(gaps[:-1]))
+    return len(kept_labels), wraps, int(counts[counts < min_plane_sats].sum())
+
+
 def load_tle(path: str | Path, *, epoch: datetime | None = None,
              include_unplaced: bool = False, inc_gap_deg: float = 0.1,
              alt_gap_km: float = 5.0, min_shell_sats: int = 10,
@@ -248,80 +310,40 @@ def load_tle(path: str | Path, *, epoch: datetime | None = None,
                 from None
         satrecs.append(sat)
     epoch = default_tle_epoch(satrecs) if epoch is None else require_utc(epoch)
-    whole, fraction = utc_julian_date(epoch)
-
-    # Mean elements at the common epoch (one SGP4 call per satellite, once).
+    elements = _mean_elements(satrecs, epoch)
+    ok = elements["ok"]
     n = len(records)
-    ok = np.ones(n, dtype=bool)
-    inc = np.zeros(n)
-    raan = np.zeros(n)
-    arg_lat = np.zeros(n)
-    radius = np.zeros(n)
-    for i, sat in enumerate(satrecs):
-        error, _, _ = sat.sgp4(whole, fraction)
-        if error:
-            ok[i] = False
-            continue
-        inc[i] = math.degrees(sat.im)
-        raan[i] = math.degrees(sat.Om) % 360.0
-        mean_anomaly = sat.mm
-        # Mean argument of latitude: argument of perigee + true anomaly (1st order in e).
-        arg_lat[i] = math.degrees(sat.om + mean_anomaly + 2.0 * sat.em * math.sin(mean_anomaly)) \
-            % 360.0
-        radius[i] = sat.am * EARTH_RADIUS_KM
     unplaced: dict[str, int] = {}
-    if (~ok).sum():
+    if (~ok).any():
         unplaced["cannot propagate to epoch (decayed?)"] = int((~ok).sum())
-
-    shell = np.full(n, -1)
-    plane = np.full(n, -1)
-    slot = np.full(n, -1)
-    shells_info = []
-    candidates = np.flatnonzero(ok)
-    groups = []
-    if candidates.size:
-        inc_label = _gap_clusters(inc[candidates], inc_gap_deg)
-        for label in np.unique(inc_label):
-            members = candidates[inc_label == label]
-            alt_label = _gap_clusters(radius[members], alt_gap_km)
-            for sub in np.unique(alt_label):
-                groups.append(members[alt_label == sub])
+    groups = _shell_groups(elements, inc_gap_deg, alt_gap_km)
     small = [g for g in groups if g.size < min_shell_sats]
     if small:
-        unplaced["not in a shell (orbit raising/lowering or sparse)"] = int(sum(g.size for g in small))
+        unplaced["not in a shell (orbit raising/lowering or sparse)"] = \
+            int(sum(g.size for g in small))
+    inc, raan, arg_lat, radius = (elements[k] for k in ("inc_deg", "raan_deg", "arg_lat_deg",
+                                                         "radius_km"))
     shell_groups = sorted((g for g in groups if g.size >= min_shell_sats),
                           key=lambda g: (round(float(np.median(inc[g])), 1),
                                          round(float(np.median(radius[g])), 3)))
-    stem = path.stem
-    wraps = []
-    names = []
+    shell, plane, slot = np.full(n, -1), np.full(n, -1), np.full(n, -1)
+    names, wraps, shells_info = [], [], []
     too_small_planes = 0
     for shell_index, members in enumerate(shell_groups):
-        plane_label = _circular_clusters(raan[members], raan_gap_deg)
-        counts = np.bincount(plane_label)
-        kept_labels = np.flatnonzero(counts >= min_plane_sats)
-        too_small_planes += int(counts[counts < min_plane_sats].sum())
-        plane_raans = []
-        for new_plane, label in enumerate(kept_labels):
-            in_plane = members[plane_label == label]
-            in_plane = in_plane[np.argsort(arg_lat[in_plane], kind="stable")]
-            shell[in_plane] = shell_index
-            plane[in_plane] = new_plane
-            slot[in_plane] = np.arange(in_plane.size)
-            plane_raans.append(_circular_mean_deg(raan[in_plane]))
-        if len(plane_raans) >= 3:
-            gaps = np.diff(np.r_[plane_raans, plane_raans[0] + 360.0]) % 360.0
-            wraps.append(bool(gaps[-1] <= 1.5 * np.median(gaps[:-1])))
-        else:
-            wraps.append(False)
-        name = f"{stem}-i{np.median(inc[members]):.1f}-h{np.median(radius[members]) - EARTH_RADIUS_KM:.0f}"
-        names.append(name)
-        shells_info.append({
-            "name": name, "inclination_deg": float(np.median(inc[members])),
-            "altitude_km": float(np.median(radius[members]) - EARTH_RADIUS_KM),
-            "planes": int(len(kept_labels)), "satellites": int((shell == shell_index).sum())})
+        n_planes, wrap, dropped = _place_planes(members, raan, arg_lat, raan_gap_deg,
+                                                min_plane_sats, plane, slot)
+        shell[members[plane[members] >= 0]] = shell_index
+        too_small_planes += dropped
+        wraps.append(wrap)
+        inc_deg = float(np.median(inc[members]))
+        alt_km = float(np.median(radius[members]) - EARTH_RADIUS_KM)
+        names.append(f"{path.stem}-i{inc_deg:.1f}-h{alt_km:.0f}")
+        shells_info.append({"name": names[-1], "inclination_deg": inc_deg,
+                            "altitude_km": alt_km, "planes": n_planes,
+                            "satellites": int((shell == shell_index).sum())})
     if too_small_planes:
         unplaced[f"plane with fewer than {min_plane_sats} satellites"] = too_small_planes
+    stem = path.stem
     placed = np.flatnonzero(shell >= 0)
     placed = placed[np.lexsort((slot[placed], plane[placed], shell[placed]))]
     keep = placed
@@ -334,19 +356,17 @@ def load_tle(path: str | Path, *, epoch: datetime | None = None,
             shell[rest] = len(names) - 1
     node_names = [records[i].name for i in keep]
     seen: dict[str, int] = {}
-    for i, name in enumerate(node_names):
+    for name in node_names:
         seen[name] = seen.get(name, 0) + 1
     node_names = [f"{name} ({records[k].satnum})" if seen[name] > 1 else name
                   for name, k in zip(node_names, keep)]
+    placement = {"source": "tle", "file": str(path), "n_total": n,
+                 "n_placed": int(placed.size), "n_unplaced": int(n - placed.size),
+                 "n_kept": int(keep.size), "unplaced": unplaced, "shells": shells_info}
     fleet = Fleet(
         satrecs=tuple(satrecs[i] for i in keep), names=tuple(node_names),
         shell=shell[keep].astype(np.int64), plane=plane[keep].astype(np.int64),
         slot=slot[keep].astype(np.int64), raan_deg=raan[keep], arg_lat_deg=arg_lat[keep],
         radius_km=radius[keep], capacity_bps=np.full(keep.size, np.nan),
-        shell_names=tuple(names), shell_wraps=tuple(wraps),
-        placement={})
-    placement = {"source": "tle", "file": str(path), "n_total": n,
-                 "n_placed": int(placed.size), "n_unplaced": int(n - placed.size),
-                 "n_kept": int(keep.size), "unplaced": unplaced, "shells": shells_info}
-    object.__setattr__(fleet, "placement", placement)
+        shell_names=tuple(names), shell_wraps=tuple(wraps), placement=placement)
     return TleSet(str(path), tuple(records), epoch, fleet, placement)
