@@ -23,7 +23,7 @@ from .timebase import utc_julian_date
 _SGP4_EPOCH0_JD = 2433281.5
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Fleet:
     """Satellites as parallel arrays, all of shape ``(n_sats,)``.
 
@@ -67,6 +67,9 @@ class Fleet:
     @property
     def n_sats(self) -> int:
         return len(self.satrecs)
+
+    def __repr__(self) -> str:
+        return f"Fleet(n_sats={self.n_sats}, shells={list(self.shell_names)})"
 
 
 def kepler_mean_motion_rad_s(radius_km: float | np.ndarray) -> float | np.ndarray:

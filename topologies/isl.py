@@ -28,7 +28,7 @@ from .fleet import Fleet
 from .matching import greedy_b_matching
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LinkSet:
     """Links chosen by a policy.
 
@@ -42,6 +42,9 @@ class LinkSet:
 
     pairs: np.ndarray
     mask: np.ndarray
+
+    def __repr__(self) -> str:
+        return f"LinkSet(pairs={len(self.pairs)}, steps={self.mask.shape[0]})"
 
     @staticmethod
     def from_step_keys(step_keys: list[np.ndarray], n_nodes: int) -> "LinkSet":

@@ -59,7 +59,7 @@ class _PartError(Exception):
         self.part, self.message = part, message
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Positions:
     """Node positions per step.
 
@@ -78,8 +78,11 @@ class Positions:
     lon_deg: np.ndarray
     alt_km: np.ndarray
 
+    def __repr__(self) -> str:
+        return f"Positions(shape={self.ecef_km.shape})"
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Schedule:
     """Time-varying topology of a constellation.
 
@@ -116,6 +119,10 @@ class Schedule:
     sunlit: np.ndarray
     links: pd.DataFrame
     meta: dict
+
+    def __repr__(self) -> str:
+        return (f"Schedule(epoch={self.meta.get('epoch')!s}, n_steps={self.n_steps}, "
+                f"step_s={self.step_s:g}, n_nodes={self.n_nodes}, link_rows={len(self.links)})")
 
     # ---------------------------------------------------------------- access
 

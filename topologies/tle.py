@@ -165,7 +165,7 @@ def _jd_to_datetime(jd: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=(jd - 2440587.5) * DAY_S)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class TleSet:
     """A TLE file read and placed.
 
@@ -188,6 +188,10 @@ class TleSet:
     epoch: datetime
     fleet: Fleet
     placement: dict
+
+    def __repr__(self) -> str:
+        return (f"TleSet({self.path!r}, placed {self.placement['n_placed']} of "
+                f"{self.placement['n_total']})")
 
     def report(self) -> str:
         """One human-readable paragraph on what was placed."""
