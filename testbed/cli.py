@@ -9,6 +9,7 @@ and their exit status; there is never a traceback for a problem the user can fix
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import signal
 import sys
 from typing import Callable
@@ -63,6 +64,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", type=Path, help="experiment spec (TOML), e.g. experiments/default.toml")
+    p.add_argument("--results", type=Path, default=None, help="results root (default: the spec's output_dir)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run_experiment
+    from .spec import load_spec
+    run_experiment(load_spec(args.spec), results_root=args.results)
+    return 0
+
+
 def _topo_args(p: argparse.ArgumentParser) -> None:
     from topologies import cli as topo_cli
     topo_cli.add_arguments(p)
@@ -73,11 +86,23 @@ def _topo(args: argparse.Namespace) -> int:
     return topo_cli.run(args)
 
 
+def _report_args(p: argparse.ArgumentParser) -> None:
+    from .report import add_report_arguments
+    add_report_arguments(p)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import report_command
+    return report_command(args)
+
+
 COMMANDS: dict[str, Command] = {
     "doctor": ("probe this machine: what the testbed will use, what is missing", _doctor_args, _doctor),
     "clean": ("remove everything the testbed created (after a crash, too)", _clean_args, _clean),
     "demo": ("run the end-to-end slice: 3 satellites in a chain, ping + iperf3", _demo_args, _demo),
     "topo": ("generate an orbital link schedule, summarise it, draw it", _topo_args, _topo),
+    "run": ("run every algorithm of an experiment spec on the identical scenario", _run_args, _run),
+    "report": ("comparison report and plots of a run, from its result files only", _report_args, _report),
 }
 
 

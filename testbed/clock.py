@@ -158,11 +158,21 @@ class Clock:
                           apply_s, ctl_s, 0.0, flow_mods)
 
     def run(self, start_step: int = 1, stop: Callable[[], bool] = lambda: False,
-            on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
-        """Applies steps ``start_step..n-1`` at their wall times; returns the records."""
+            on_step: Callable[[StepRecord], None] | None = None,
+            start_unix: float | None = None) -> list[StepRecord]:
+        """Applies steps ``start_step..n-1`` at their wall times; returns the records.
+
+        Step ``start_step - 1`` is taken to be in force at ``start_unix`` (``time.time()``;
+        default: now), so orbital time t maps to wall time
+        ``start_unix + (t - times_s[start_step - 1]) / speedup``.
+        """
         tl = self.timeline
         if self._applied_delay_s is None:
             self.initial_state()
+        if start_unix is not None:
+            wait = start_unix - time.time()
+            if wait > 0:
+                time.sleep(wait)
         t_wall0 = time.monotonic()
         t_orb0 = float(tl.times_s[start_step - 1]) if start_step > 0 else float(tl.times_s[0])
         behind_warned = 0.0

@@ -46,6 +46,7 @@ class AgentGroup:
             raise RunFailed(f"{plan.n_ranks} ranks but {len(hosts)} hosts to place them on")
         workdir.mkdir(parents=True, exist_ok=True)
         self.plan = plan
+        self.hosts = list(hosts)
         self.workdir = workdir
         self.plan_path = workdir / "plan.json"
         save_plan(plan, self.plan_path)
