@@ -75,8 +75,11 @@ def test_generated_workloads_replay(tmp_path, name, params):
     for rp, res in zip(plan.ranks, results):
         iterations = records(res, "iteration")
         assert [it["iteration"] for it in iterations] == list(range(workload.iterations))
-        planned = sum(op.duration_s for op in rp.ops if isinstance(op, Compute))
-        assert sum(it["compute_s"] for it in iterations) == pytest.approx(planned, rel=0.2, abs=0.02)
+        computes = [op for op in rp.ops if isinstance(op, Compute)]
+        planned = sum(op.duration_s for op in computes)
+        measured = sum(it["compute_s"] for it in iterations)
+        # sleeps never end early; allow scheduling slack per compute op on a busy 2-core machine
+        assert planned - 1e-3 <= measured <= planned * 1.1 + 0.005 * len(computes) + 0.02
         for it in iterations:
             assert 0 <= it["exposed_comm_s"] <= it["duration_s"] + 1e-9
         assert records(res, "run")[0]["bytes_received"] == rp.bytes_received

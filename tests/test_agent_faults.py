@@ -188,7 +188,7 @@ def test_bad_arguments(tmp_path):
     port0, port1 = free_ports(2)
     agent, _ = start_agent(tmp_path, plan_path, 7, port0, {0: port0, 1: port1})
     code, err = finish(agent)
-    assert code == EXIT_CONFIG and "--rank 7 is not a rank of the plan" in err
+    assert code == EXIT_CONFIG and "rank 7 is not a rank of the plan" in err
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "lasermesh-plan"')
     agent, _ = start_agent(tmp_path, broken, 0, port0, {1: port1})

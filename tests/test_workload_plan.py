@@ -6,7 +6,7 @@ import math
 import pytest
 
 from testbed.workload import (GENERATORS, Collective, Compute, Recv, Send, Workload, WorkloadError, expand,
-                              ideal_time_s, load_plan, save_plan, simulate)
+                              ideal_time_s, load_plan, load_rank_plan, save_plan, simulate)
 
 R = 1e9  # bit/s
 L = 2e-3  # s
@@ -106,18 +106,29 @@ def test_circular_wait_is_rejected():
 
 def test_plan_file_round_trip_and_strictness(tmp_path):
     plan = expand(GENERATORS["pipeline"](n_ranks=3, micro_batches=2, hidden=8, seq_len=4), seed=7)
-    path = tmp_path / "plan.json"
+    path = tmp_path / "plan.jsonl"
     save_plan(plan, path)
     assert load_plan(path) == plan
-    data = json.loads(path.read_text())
-    assert data["ranks"][1]["bytes_sent"] == plan.ranks[1].bytes_sent
-    data["ranks"][1]["steps"][0]["recvs"][0][1] += 1  # a receive that no longer matches its send
-    data["ranks"][1]["bytes_received"] += 1
-    path.write_text(json.dumps(data))
+    header, rank1 = load_rank_plan(path, 1)
+    assert rank1 == plan.ranks[1] and header["seed"] == 7 and header["n_ranks"] == 3
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 1 + 3 and lines[2]["bytes_sent"] == plan.ranks[1].bytes_sent
+
+    def rewrite():
+        path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    lines[2]["steps"][0]["recvs"][0][1] += 1  # a receive that no longer matches its send
+    lines[2]["bytes_received"] += 1
+    rewrite()
     with pytest.raises(WorkloadError) as err:
         load_plan(path)
     assert str(path) in str(err.value) and "matching receive" in str(err.value)
-    data["ranks"][1]["steps"][0]["colour"] = "red"
-    path.write_text(json.dumps(data))
+    lines[2]["steps"][0]["colour"] = "red"
+    rewrite()
     with pytest.raises(WorkloadError, match="unknown keys"):
         load_plan(path)
+    with pytest.raises(WorkloadError, match="unknown keys"):
+        load_rank_plan(path, 1)
+    assert load_rank_plan(path, 2)[1] == plan.ranks[2]  # an agent reads only its own rank
+    with pytest.raises(WorkloadError, match="rank 3 is not a rank"):
+        load_rank_plan(path, 3)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from testbed.workload import WorkloadError, load_plan
+from testbed.workload import WorkloadError, load_rank_plan
 from testbed.workload.jsonl import parse_json_strict, write_text_atomic
 
 from .runner import EXIT_CONFIG, Agent, AgentError, parse_address
@@ -60,19 +60,18 @@ def main(argv: list[str] | None = None) -> int:
             raise AgentError(EXIT_CONFIG, "--timeout-s must be > 0")
         try:
             plan_bytes = args.plan.read_bytes()
-            plan = load_plan(args.plan)
+            header, rank_plan = load_rank_plan(args.plan, rank)
         except OSError as exc:
             raise AgentError(EXIT_CONFIG, f"{args.plan}: cannot read the plan: {exc}") from exc
         except WorkloadError as exc:
-            raise AgentError(EXIT_CONFIG, str(exc)) from exc
-        if not 0 <= rank < plan.n_ranks:
-            raise AgentError(EXIT_CONFIG, f"--rank {rank} is not a rank of the plan (0..{plan.n_ranks - 1})")
+            raise AgentError(EXIT_CONFIG, f"--rank {rank}: {exc}") from exc
         try:
             listen = parse_address(args.listen)
         except ValueError as exc:
             raise AgentError(EXIT_CONFIG, f"--listen: {exc}") from exc
-        agent = Agent(plan, hashlib.sha256(plan_bytes).digest(), rank, listen, _load_peers(args.peers),
-                      args.timeout_s, args.connect_timeout_s or args.timeout_s, args.start_at)
+        agent = Agent(rank_plan, header["n_ranks"], header["seed"], hashlib.sha256(plan_bytes).digest(), listen,
+                      _load_peers(args.peers), args.timeout_s, args.connect_timeout_s or args.timeout_s,
+                      args.start_at)
     except AgentError as exc:
         print(f"testbed.agent rank {rank}: error: {exc}", file=sys.stderr)
         return exc.code

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.workload import Plan, busbw_factor
+from testbed.workload import busbw_factor
 from testbed.workload.model import Collective, Compute
-from testbed.workload.plan import STREAMS
+from testbed.workload.plan import STREAMS, RankPlan
 
 from .wire import (DATA, HELLO, PROTOCOL_VERSION, Hello, Pattern, ProtocolError,
                    pack_data_header, recv_exact, recv_payload, send_payload, unpack_data_header)
@@ -70,15 +70,20 @@ class _Link:
 
 
 class Agent:
-    """Replays ``plan.ranks[rank]``; ``run()`` returns (exit code, result records)."""
+    """Replays one rank of a plan; ``run()`` returns (exit code, result records).
 
-    def __init__(self, plan: Plan, plan_sha256: bytes, rank: int, listen: tuple[str, int],
-                 peers: dict[int, tuple[str, int]], timeout_s: float, connect_timeout_s: float,
-                 start_at: float | None = None) -> None:
-        self.plan = plan
+    ``rank_plan`` comes from ``load_rank_plan``; ``n_ranks`` and ``seed`` from the plan
+    header; ``plan_sha256`` identifies the plan file in the handshake.
+    """
+
+    def __init__(self, rank_plan: RankPlan, n_ranks: int, seed: int, plan_sha256: bytes,
+                 listen: tuple[str, int], peers: dict[int, tuple[str, int]], timeout_s: float,
+                 connect_timeout_s: float, start_at: float | None = None) -> None:
+        self.n_ranks = n_ranks
+        self.seed = seed
         self.plan_sha256 = plan_sha256
-        self.rank = rank
-        self.rp = plan.ranks[rank]
+        self.rank = rank = rank_plan.rank
+        self.rp = rank_plan
         self.listen = listen
         self.peers = peers
         self.timeout_s = timeout_s
@@ -94,8 +99,8 @@ class Agent:
         self.expected_from = {p: 0 for p in self.peer_ranks}
         for peer, _ in self.expect.values():
             self.expected_from[peer] += 1
-        self.patterns_out = {p: Pattern(plan.seed, rank, p) for p in self.peer_ranks}
-        self.patterns_in = {p: Pattern(plan.seed, p, rank) for p in self.peer_ranks}
+        self.patterns_out = {p: Pattern(seed, rank, p) for p in self.peer_ranks}
+        self.patterns_in = {p: Pattern(seed, p, rank) for p in self.peer_ranks}
         for s in steps:  # CRCs computed now, not while the clock runs
             for t in s.sends:
                 self.patterns_out[t.peer].crc(t.size_bytes)
@@ -435,10 +440,10 @@ class Agent:
         started = self.started_at
         end = self.finished_at if self.finished_at is not None else time.monotonic()
         return {
-            "record": "run", "rank": self.rank, "n_ranks": self.plan.n_ranks,
+            "record": "run", "rank": self.rank, "n_ranks": self.n_ranks,
             "status": "ok" if code == EXIT_OK else "failed", "exit_code": code,
             "error": None if self.failure is None else str(self.failure),
-            "plan_sha256": self.plan_sha256.hex(), "seed": self.plan.seed,
+            "plan_sha256": self.plan_sha256.hex(), "seed": self.seed,
             "listen": f"{self.listen[0]}:{self.listen[1]}", "peers": self.peer_ranks,
             "start_time_s": None if started is None else self.wall(started),
             "end_time_s": self.wall(end),

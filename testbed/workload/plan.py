@@ -9,7 +9,9 @@ finishes when the sends are written and all its ``recvs`` have arrived. Every
 transfer has a plan-wide id ``xfer`` shared by the send and the matching receive,
 so the replay agent can check each arriving transfer against the plan.
 
-The plan is JSON (``save_plan`` / ``load_plan``); it carries per-rank byte totals.
+A plan file is JSON Lines: a header line, then one line per rank, so an agent parses
+only its own rank (``load_rank_plan``); ``load_plan`` reads and checks all of it.
+Each rank carries its byte totals.
 """
 
 from __future__ import annotations
@@ -89,33 +91,39 @@ class Plan:
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "n_ranks": self.n_ranks,
-            "iterations": self.iterations,
-            "seed": self.seed,
-            "meta": dict(self.meta),
-            "ranks": [_rank_to_dict(rp) for rp in self.ranks],
-        }
+        return {**self.header(), "ranks": [_rank_to_dict(rp) for rp in self.ranks]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
-        """Build and validate a plan from its JSON form (raises WorkloadError)."""
-        _expect_keys("plan", data, {"format", "version", "n_ranks", "iterations", "seed", "meta", "ranks"})
-        if data["format"] != FORMAT or data["version"] != VERSION:
-            raise WorkloadError(f"not a {FORMAT} version {VERSION} document")
-        if not isinstance(data["ranks"], list) or not isinstance(data["meta"], dict):
-            raise WorkloadError("plan: ranks must be a list and meta an object")
-        for name in ("n_ranks", "iterations", "seed"):
-            if isinstance(data[name], bool) or not isinstance(data[name], int):
-                raise WorkloadError(f"plan: {name} must be an integer")
+        """Build and validate a plan from :meth:`to_dict` form (raises WorkloadError)."""
+        if not isinstance(data, dict) or not isinstance(data.get("ranks"), list):
+            raise WorkloadError("plan must be a JSON object with a ranks list")
+        header = _check_header({k: v for k, v in data.items() if k != "ranks"})
         ranks = tuple(_rank_from_dict(i, r) for i, r in enumerate(data["ranks"]))
-        return cls(data["n_ranks"], data["iterations"], data["seed"], data["meta"], ranks)
+        return cls(header["n_ranks"], header["iterations"], header["seed"], header["meta"], ranks)
+
+    def header(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "n_ranks": self.n_ranks,
+                "iterations": self.iterations, "seed": self.seed, "meta": dict(self.meta)}
+
+
+_HEADER_KEYS = {"format", "version", "n_ranks", "iterations", "seed", "meta"}
+
+
+def _check_header(header: Any) -> dict[str, Any]:
+    _expect_keys("plan header", header, _HEADER_KEYS)
+    if header["format"] != FORMAT or header["version"] != VERSION:
+        raise WorkloadError(f"not a {FORMAT} version {VERSION} document")
+    if not isinstance(header["meta"], dict):
+        raise WorkloadError("plan: meta must be an object")
+    for name in ("n_ranks", "iterations", "seed"):
+        if isinstance(header[name], bool) or not isinstance(header[name], int):
+            raise WorkloadError(f"plan: {name} must be an integer")
+    return header
 
 
 def _expect_keys(what: str, obj: Any, keys: set[str]) -> None:
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         raise WorkloadError(f"{what} must be a JSON object")
     if set(obj) != keys:
         raise WorkloadError(
@@ -193,35 +201,39 @@ def _rank_from_dict(index: int, data: Any) -> RankPlan:
     return rp
 
 
+def _validate_rank(rp: RankPlan, r: int, n_ranks: int) -> None:
+    """Checks that need only this rank: ids, step spans, streams, deps, transfer ends."""
+    where = f"plan rank {r}"
+    if rp.rank != r:
+        raise WorkloadError(f"{where}: rank field is {rp.rank}")
+    if len(rp.op_steps) != len(rp.ops) or len(rp.op_instance) != len(rp.ops):
+        raise WorkloadError(f"{where}: ops, op_steps and op_instance differ in length")
+    for i, (first, last) in enumerate(rp.op_steps):
+        if not (0 <= first <= last < len(rp.steps)) or any(rp.steps[s].op != i for s in range(first, last + 1)):
+            raise WorkloadError(f"{where} op {i}: step span {first}..{last} is not its steps")
+    for i, step in enumerate(rp.steps):
+        if step.id != i or step.stream not in STREAMS or not 0 <= step.op < len(rp.ops):
+            raise WorkloadError(f"{where} step {i}: bad id, op or stream {step.stream!r}")
+        if any(not 0 <= d < i for d in step.deps):
+            raise WorkloadError(f"{where} step {i}: deps {list(step.deps)} must be earlier steps")
+        if not math.isfinite(step.compute_s):
+            raise WorkloadError(f"{where} step {i}: compute_s must be finite")
+        for t in (*step.sends, *step.recvs):
+            if not 0 <= t.peer < n_ranks or t.peer == r or t.size_bytes < 1:
+                raise WorkloadError(f"{where} step {i}: bad transfer {t}")
+
+
 def _validate(plan: Plan) -> None:
     if len(plan.ranks) != plan.n_ranks:
         raise WorkloadError(f"plan has {len(plan.ranks)} ranks but n_ranks is {plan.n_ranks}")
     ends: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # xfer -> (sender, receiver, size)
     for r, rp in enumerate(plan.ranks):
-        where = f"plan rank {r}"
-        if rp.rank != r:
-            raise WorkloadError(f"{where}: rank field is {rp.rank}")
-        if len(rp.op_steps) != len(rp.ops) or len(rp.op_instance) != len(rp.ops):
-            raise WorkloadError(f"{where}: ops, op_steps and op_instance differ in length")
-        for i, (first, last) in enumerate(rp.op_steps):
-            if not (0 <= first <= last < len(rp.steps)) or any(
-                rp.steps[s].op != i for s in range(first, last + 1)
-            ):
-                raise WorkloadError(f"{where} op {i}: step span {first}..{last} is not its steps")
-        for i, step in enumerate(rp.steps):
-            if step.id != i or step.stream not in STREAMS or not 0 <= step.op < len(rp.ops):
-                raise WorkloadError(f"{where} step {i}: bad id, op or stream {step.stream!r}")
-            if any(not 0 <= d < i for d in step.deps):
-                raise WorkloadError(f"{where} step {i}: deps {list(step.deps)} must be earlier steps")
-            if not math.isfinite(step.compute_s):
-                raise WorkloadError(f"{where} step {i}: compute_s must be finite")
+        _validate_rank(rp, r, plan.n_ranks)
+        for step in rp.steps:
             for t in step.sends:
                 ends[t.xfer].append((r, t.peer, t.size_bytes))
             for t in step.recvs:
                 ends[t.xfer].append((t.peer, r, t.size_bytes))
-            for t in (*step.sends, *step.recvs):
-                if not 0 <= t.peer < plan.n_ranks or t.peer == r or t.size_bytes < 1:
-                    raise WorkloadError(f"{where} step {i}: bad transfer {t}")
     for xfer, seen in ends.items():
         if len(seen) != 2 or seen[0] != seen[1]:
             raise WorkloadError(f"plan: transfer {xfer} must appear once as a send and once as the "
@@ -320,17 +332,59 @@ def expand(workload: Workload, seed: int = 0) -> Plan:
 
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> None:
-    """Write the plan as one JSON document."""
-    write_text_atomic(path, json.dumps(plan.to_dict(), separators=(",", ":"), allow_nan=False) + "\n")
+    """Write the plan as JSON Lines: the header, then one line per rank (rank order)."""
+    lines = [json.dumps(plan.header(), allow_nan=False)]
+    lines += [json.dumps(_rank_to_dict(rp), separators=(",", ":"), allow_nan=False) for rp in plan.ranks]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _plan_lines(path: str | os.PathLike) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{path}: cannot read plan: {exc}") from exc
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _parse_line(path: str | os.PathLike, lines: list[str], index: int) -> Any:
+    try:
+        return parse_json_strict(lines[index])
+    except ValueError as exc:
+        raise WorkloadError(f"{path}:{index + 1}: not valid JSON: {exc}") from exc
 
 
 def load_plan(path: str | os.PathLike) -> Plan:
-    """Read and validate a plan written by :func:`save_plan`; errors name the file."""
+    """Read and fully validate a plan written by :func:`save_plan`; errors name the file."""
+    lines = _plan_lines(path)
+    if not lines:
+        raise WorkloadError(f"{path}: empty plan file")
     try:
-        data = parse_json_strict(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise WorkloadError(f"{path}: cannot read plan: {exc}") from exc
+        header = _check_header(_parse_line(path, lines, 0))
+        ranks = [_parse_line(path, lines, i) for i in range(1, len(lines))]
+        return Plan.from_dict({**header, "ranks": ranks})
+    except WorkloadError as exc:
+        raise WorkloadError(f"{path}: {exc}") from exc
+
+
+def load_rank_plan(path: str | os.PathLike, rank: int) -> tuple[dict[str, Any], RankPlan]:
+    """Read only the header and one rank of a plan file (what a replay agent needs).
+
+    Checks that rank alone; cross-rank consistency is what :func:`load_plan` (and
+    ``expand``) check, and the agents make sure they all hold the same file.
+    """
+    lines = _plan_lines(path)
     try:
-        return Plan.from_dict(data)
+        if not lines:
+            raise WorkloadError("empty plan file")
+        header = _check_header(_parse_line(path, lines, 0))
+        if len(lines) != header["n_ranks"] + 1:
+            raise WorkloadError(f"{len(lines) - 1} rank lines but n_ranks is {header['n_ranks']}")
+        if not 0 <= rank < header["n_ranks"]:
+            raise WorkloadError(f"rank {rank} is not a rank of the plan (0..{header['n_ranks'] - 1})")
+        rp = _rank_from_dict(rank, _parse_line(path, lines, rank + 1))
+        _validate_rank(rp, rank, header["n_ranks"])
+        return header, rp
     except WorkloadError as exc:
         raise WorkloadError(f"{path}: {exc}") from exc
