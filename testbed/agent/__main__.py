@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 2 bad arguments, plan or peers, or a peer with another plan; "
                "3 a transfer failed verification; 4 --timeout-s elapsed; 5 connection failure.",
     )
-    p.add_argument("--plan", required=True, type=Path, help="plan JSON from testbed.workload.save_plan")
+    p.add_argument("--plan", required=True, type=Path, help="plan file (JSON Lines) written by testbed.workload.save_plan")
     p.add_argument("--rank", required=True, type=int, help="the rank this agent replays")
     p.add_argument("--listen", required=True, help="IP:PORT to listen on (this address only)")
     p.add_argument("--peers", required=True, type=Path, help='JSON object {"rank": "ip:port", ...}')

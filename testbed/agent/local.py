@@ -45,9 +45,9 @@ class LocalRun:
 
 
 def write_inputs(plan: Plan, workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, list[str]]:
-    """Write plan.json and peers.json into ``workdir``; returns the paths and listen addresses."""
+    """Write plan.jsonl and peers.json into ``workdir``; returns the paths and listen addresses."""
     workdir.mkdir(parents=True, exist_ok=True)
-    plan_path, peers_path = workdir / "plan.json", workdir / "peers.json"
+    plan_path, peers_path = workdir / "plan.jsonl", workdir / "peers.json"
     save_plan(plan, plan_path)
     addresses = [f"{host}:{port}" for port in free_ports(plan.n_ranks, host)]
     peers_path.write_text(json.dumps({str(r): a for r, a in enumerate(addresses)}))
