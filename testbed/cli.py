@@ -96,11 +96,22 @@ def _report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _check_args(p: argparse.ArgumentParser) -> None:
+    from .spec import add_check_arguments
+    add_check_arguments(p)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .spec import check_command
+    return check_command(args)
+
+
 COMMANDS: dict[str, Command] = {
     "doctor": ("probe this machine: what the testbed will use, what is missing", _doctor_args, _doctor),
     "clean": ("remove everything the testbed created (after a crash, too)", _clean_args, _clean),
     "demo": ("run the end-to-end slice: 3 satellites in a chain, ping + iperf3", _demo_args, _demo),
     "topo": ("generate an orbital link schedule, summarise it, draw it", _topo_args, _topo),
+    "check": ("validate experiment specs offline and summarise them", _check_args, _check),
     "run": ("run every algorithm of an experiment spec on the identical scenario", _run_args, _run),
     "report": ("comparison report and plots of a run, from its result files only", _report_args, _report),
 }
