@@ -10,9 +10,10 @@ Each case runs in a fresh subprocess so that its peak resident memory
 times: ``propagation`` (SGP4 at knots + interpolation, ECEF, geodetic, Sun
 and shadow), ``links`` (ISL policy, ground links, link table with acquisition
 and invariant checks), ``write`` (three Parquet files), and their total (wall
-time from the start of ``generate``; imports excluded).  ``process CPU`` is
-the child's whole CPU time (user + system, imports included) -- a check on
-wall times when other work shares the machine (the load average is printed).
+time from the start of ``generate``; imports excluded).  Every time is shown
+as "wall (CPU)": the CPU time of the process in that stage (user + system) is
+the check on wall times when other work shares the machine (the load average
+is printed).
 Scaling rows vary the satellites (Walker shells at 550 km / 53 deg) at 2,000
 steps, and the steps (at 0.1 s) for Starlink shell 1.
 
@@ -49,14 +50,18 @@ def run_case(planes: int, per_plane: int, n_steps: int, step_s: float) -> dict:
     config = ScheduleConfig(shells=(shell,), duration_s=n_steps * step_s, step_s=step_s,
                             epoch="2025-01-01T00:00:00Z")
     timings: dict = {}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     schedule = generate(config, timings_s=timings)
-    generated = time.perf_counter()
+    generated, cpu_generated = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         schedule.save(Path(tmp) / "bench.parquet")
         size_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
-    done = time.perf_counter()
+    done, cpu_done = time.perf_counter(), time.process_time()
     return {
+        "cpu_propagation_s": timings["cpu_propagation"],
+        "cpu_links_s": timings["cpu_isl"] + timings["cpu_gsl"] + timings["cpu_links"],
+        "cpu_write_s": cpu_done - cpu_generated,
+        "cpu_total_s": cpu_done - cpu_start,
         "satellites": planes * per_plane,
         "steps": schedule.n_steps,
         "rows": int(len(schedule.links)),
@@ -64,7 +69,6 @@ def run_case(planes: int, per_plane: int, n_steps: int, step_s: float) -> dict:
         "links_s": timings["isl"] + timings["gsl"] + timings["links"],
         "write_s": done - generated,
         "total_s": done - start,
-        "cpu_s": time.process_time(),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "files_mb": size_mb,
     }
@@ -78,9 +82,11 @@ def in_subprocess(planes: int, per_plane: int, n_steps: int, step_s: float) -> d
 
 
 def row(label: str, r: dict) -> str:
+    def pair(key: str) -> str:     # wall (CPU)
+        return f"{r[key]:.2f} ({r['cpu_' + key]:.2f})"
     return (f"| {label} | {r['satellites']:,} | {r['steps']:,} | {r['rows']:,} | "
-            f"{r['propagation_s']:.2f} | {r['links_s']:.2f} | {r['write_s']:.2f} | "
-            f"**{r['total_s']:.2f}** | {r['cpu_s']:.2f} | {r['peak_mb']:,.0f} | "
+            f"{pair('propagation_s')} | {pair('links_s')} | {pair('write_s')} | "
+            f"**{r['total_s']:.2f}** ({r['cpu_total_s']:.2f}) | {r['peak_mb']:,.0f} | "
             f"{r['files_mb']:,.0f} |")
 
 
@@ -97,11 +103,12 @@ def main() -> int:
         return 0
 
     header = ("| case | satellites | steps | link rows | propagation s | links s | write s | "
-              "total s | process CPU s | peak MB | files MB |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "total s | peak MB | files MB |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     load_before = os.getloadavg()[0]
     runs = [in_subprocess(72, 22, 2000, 0.1) for _ in range(max(1, args.repeat))]
     median_total = statistics.median(r["total_s"] for r in runs)
+    median_cpu = statistics.median(r["cpu_total_s"] for r in runs)
     target = min(runs, key=lambda r: abs(r["total_s"] - median_total))
     lines = [header, row(f"**target**: Starlink shell 1, +Grid, 200 s @ 0.1 s "
                          f"(median of {len(runs)})", target)]
@@ -115,9 +122,9 @@ def main() -> int:
           f"{platform.python_version()}, load average before/after: "
           f"{load_before:.1f} / {os.getloadavg()[0]:.1f}")
     all_runs = ", ".join(f"{r['total_s']:.2f}" for r in runs)
-    print(f"Target: <= 10 s wall, <= 2048 MB peak. Target case: "
-          f"{target['total_s']:.2f} s, {target['peak_mb']:,.0f} MB "
-          f"(all {len(runs)} runs: {all_runs} s)\n")
+    print(f"Target: <= 10 s wall, <= 2048 MB peak. Target case: median "
+          f"{median_total:.2f} s wall ({median_cpu:.2f} s CPU), {target['peak_mb']:,.0f} MB "
+          f"(all {len(runs)} runs, wall: {all_runs} s)\n")
     print("\n".join(lines))
     return 0
 

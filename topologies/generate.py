@@ -103,7 +103,8 @@ def generate(config: ScheduleConfig, *, progress=False,
         ``progress(stage_name, n_steps_done)``.
     timings_s : dict, optional
         Filled with wall time per stage [s]: ``propagation`` (SGP4, geodetic,
-        Sun), ``isl``, ``gsl``, ``links`` (table assembly and checks).
+        Sun), ``isl``, ``gsl``, ``links`` (table assembly and checks), and the
+        same stages' process CPU time as ``cpu_<stage>``.
 
     Raises
     ------
@@ -112,14 +113,15 @@ def generate(config: ScheduleConfig, *, progress=False,
     """
     if not isinstance(config, ScheduleConfig):
         raise TypeError(f"config must be a ScheduleConfig, got {type(config).__name__}")
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
     timings = timings_s if timings_s is not None else {}
 
     def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
+        nonlocal clock, cpu_clock
+        now, cpu_now = time.perf_counter(), time.process_time()
         timings[name] = timings.get(name, 0.0) + now - clock
-        clock = now
+        timings["cpu_" + name] = timings.get("cpu_" + name, 0.0) + cpu_now - cpu_clock
+        clock, cpu_clock = now, cpu_now
 
     fleet, epoch, constellation_hash = _build_fleet(config)
     n_sats = fleet.n_sats

@@ -104,7 +104,7 @@ def assemble_links(link_sets: list[LinkSet], kinds: list[str], capacities: list[
         "delay_s": distance_km / C_KM_S,
         "capacity_bps": capacity[cols],
         "up": up[steps, cols],
-    })
+    }, copy=False)
 
 
 def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
