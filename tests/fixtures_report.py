@@ -19,6 +19,14 @@ import pandas as pd
 ALGORITHMS = ("min_delay", "min_hop", "load_aware")
 TABLES = ("clock", "rtt", "paths", "collectives", "iterations", "transfers", "throughput", "link_util")
 PROBE_INTERVAL_S = 0.5
+#: One pair is unreachable for a second (path "", hops -1, geo_rtt_s inf, probes lost),
+#: as the runner records a partitioned pair.
+OUTAGE_S = (10.0, 11.0)
+
+
+def OUTAGE_PAIR_NAMES(names: dict[int, str]) -> tuple[str, str]:
+    hosts = sorted(names.values())
+    return ("Paris", next(n for n in hosts if n != "Paris"))
 
 
 def make_schedule():
@@ -57,7 +65,8 @@ def _routes(schedule, hosts: list[int]) -> dict:
     return out
 
 
-def _tables(schedule, routes, hosts, names, index: int, label: str, rng) -> dict[str, pd.DataFrame]:
+def _tables(schedule, routes, hosts, names, index: int, label: str, rng,
+            workload: str = "ddp") -> dict[str, pd.DataFrame]:
     queue_ms = (0.15, 0.4, 0.25, 0.3)[index % 4]
     loss = (0.005, 0.02, 0.01, 0.015)[index % 4]
     rows_rtt, rows_paths, last = [], [], {}
@@ -76,13 +85,19 @@ def _tables(schedule, routes, hosts, names, index: int, label: str, rng) -> dict
                 path = by_delay
             key = (names[s], names[d])
             text = "-".join(map(str, path))
+            outage = key == OUTAGE_PAIR_NAMES(names) and OUTAGE_S[0] <= t < OUTAGE_S[1]
+            if outage:                         # as the runner writes an unreachable pair
+                text, path = "", None
             if last.get(key) != text:
-                rows_paths.append((t, key[0], key[1], text, len(path) - 1))
+                rows_paths.append((t, key[0], key[1], text, len(path) - 1 if path else -1))
                 last[key] = text
-            geo = 2 * _path_delay_s(graph, by_delay)
-            rtt = 2 * _path_delay_s(graph, path) + rng.exponential(queue_ms * 1e-3) + 50e-6
-            if rng.random() < loss:
-                rtt = np.nan
+            if outage:
+                geo, rtt = np.inf, np.nan
+            else:
+                geo = 2 * _path_delay_s(graph, by_delay)
+                rtt = 2 * _path_delay_s(graph, path) + rng.exponential(queue_ms * 1e-3) + 50e-6
+                if rng.random() < loss:
+                    rtt = np.nan
             seq[key] = seq.get(key, -1) + 1
             rows_rtt.append((t, key[0], key[1], seq[key], rtt, geo))
     rtt = pd.DataFrame(rows_rtt, columns=["t_s", "src", "dst", "seq", "rtt_s", "geo_rtt_s"])
@@ -139,20 +154,23 @@ def _tables(schedule, routes, hosts, names, index: int, label: str, rng) -> dict
     link_util = pd.DataFrame({"t_s": np.repeat(steps * schedule.step_s, len(directed)),
                               "a": np.tile(directed[:, 0], n_steps), "b": np.tile(directed[:, 1], n_steps),
                               "utilisation": util.ravel()})
-    return {"clock": clock, "rtt": rtt, "paths": paths, "collectives": pd.DataFrame(rows_coll),
-            "iterations": pd.DataFrame(rows_it), "transfers": pd.DataFrame(rows_xfer),
+    work = {name: pd.DataFrame(rows).assign(workload=workload)   # the runner tags every row
+            for name, rows in (("collectives", rows_coll), ("iterations", rows_it), ("transfers", rows_xfer))}
+    return {"clock": clock, "rtt": rtt, "paths": paths, **work,
             "throughput": throughput, "link_util": link_util}
 
 
 def write_run(root: Path, *, experiment: str = "synthetic", run_id: str = "20250101T000000Z-ab12",
               algorithms: tuple[str, ...] = ALGORITHMS, omit: tuple[str, ...] = (),
               empty: tuple[str, ...] = (), incomplete: bool = False, ran: int | None = None,
-              schedule=None, seed: int = 7) -> Path:
+              workloads: tuple[str, ...] = ("ddp",), schedule=None, seed: int = 7) -> Path:
     """Write ``root/<experiment>/<run_id>/`` and return it.
 
     ``omit``: tables not written for any algorithm; ``empty``: tables written with their
     columns but no rows; ``incomplete``: leave the INCOMPLETE marker; ``ran``: only the
-    first ``ran`` algorithms have a results folder (as after an interrupted run).
+    first ``ran`` algorithms have a results folder (as after an interrupted run);
+    ``workloads``: with more than one, the workload tables are written once per workload
+    as ``<table>-<workload>`` (the runner's naming).
     """
     schedule = schedule if schedule is not None else make_schedule()
     run = root / experiment / run_id
@@ -169,12 +187,15 @@ def write_run(root: Path, *, experiment: str = "synthetic", run_id: str = "20250
     for index, label in enumerate(algorithms[:ran if ran is not None else len(algorithms)]):
         folder = run / label
         folder.mkdir()
-        tables = _tables(schedule, routes, hosts, names, index, label, rng)
-        for name in TABLES:
-            if name in omit:
-                continue
-            frame = tables[name].iloc[0:0] if name in empty else tables[name]
-            _write_table(folder, name, frame)
+        for w, workload in enumerate(workloads):
+            tables = _tables(schedule, routes, hosts, names, index, label, rng, workload)
+            for name in TABLES:
+                per_workload = name in ("collectives", "iterations", "transfers")
+                if name in omit or (w > 0 and not per_workload):
+                    continue
+                frame = tables[name].iloc[0:0] if name in empty else tables[name]
+                _write_table(folder, f"{name}-{workload}" if per_workload and len(workloads) > 1 else name,
+                             frame)
         summary[label] = {"probes": int(len(tables["rtt"])), "flow_mods": int(tables["clock"]["flow_mods"].sum())}
     manifest = {
         "experiment": experiment, "run_id": run_id,

@@ -24,10 +24,13 @@ from testbed.report import FIGURES, ReportError, ReportOptions, find_run, load_r
 from testbed.report.common import Context  # noqa: E402
 from testbed.report.metrics import (collective_instances, metric_table, path_changes,  # noqa: E402
                                     rank_algorithms)
+from testbed.report import workload  # noqa: E402
 from testbed.report.rtt import choose_pairs  # noqa: E402
+from testbed.report.style import pyplot  # noqa: E402
 from testbed.report.style import OKABE_ITO, palette  # noqa: E402
 
 FIGURE_NAMES = [spec.name for spec in FIGURES]
+plt = pyplot()
 ALGORITHMS = fixtures_report.ALGORITHMS
 
 
@@ -168,24 +171,24 @@ def test_csv_is_read_when_parquet_is_missing(tmp_path, schedule):
 
 def test_missing_tables_skip_their_figures_with_a_note(tmp_path, schedule):
     run = fixtures_report.write_run(tmp_path, schedule=schedule,
-                                    omit=("collectives", "iterations", "transfers", "throughput", "link_util"),
+                                    omit=("rtt", "collectives", "iterations", "transfers", "throughput",
+                                          "link_util"),
                                     empty=("paths",))
     (run / "plots").mkdir()
     (run / "plots" / "throughput.png").write_bytes(b"stale")      # from an older report
     result = make_report(run)
-    assert set(result.skipped) == {"path_changes", "collective_cdf", "iteration_cdf", "slowdown",
-                                   "throughput", "link_utilisation"}
-    assert {p.name for p in result.files} == {"rtt_over_time.png", "rtt_over_time.pdf",
-                                              "constellation.png", "constellation.pdf", "report.md"}
+    assert set(result.skipped) == {"rtt_over_time", "path_changes", "collective_cdf", "iteration_cdf",
+                                   "slowdown", "throughput", "link_utilisation"}
+    assert {p.name for p in result.files} == {"constellation.png", "constellation.pdf", "report.md"}
     assert not (run / "plots" / "throughput.png").exists()
     text = result.report.read_text()
     notes = text.split("## Figures not drawn", 1)[1]
     for name in result.skipped:
         assert f"(`{name}`)" in notes
     assert "no throughput table" in notes
-    assert "missing table(s): collectives" in text and "empty table(s): paths" in text
+    assert "missing table(s): rtt, collectives" in text and "empty table(s): paths" in text
     rows = ranking_rows(text)
-    assert len(rows) == len(ALGORITHMS)
+    assert len(rows) == len(ALGORITHMS)                   # ranked on flow mods alone
     assert "collective mean [s]" not in text.split("## Ranking", 1)[1].split("\n\n", 2)[1]
     assert "](plots/throughput.png)" not in text
 
@@ -212,7 +215,7 @@ def test_incomplete_run_is_flagged_loudly(tmp_path, schedule, capsys):
 
 def test_experiment_folder_reports_its_newest_complete_run(tmp_path, schedule, capsys):
     minimal = dict(schedule=schedule, algorithms=("min_delay",),
-                   omit=("rtt", "paths", "collectives", "iterations", "transfers", "throughput"))
+                   omit=("rtt", "paths", "collectives", "iterations", "transfers", "throughput", "link_util"))
     old = fixtures_report.write_run(tmp_path, run_id="20250101T000000Z-0001", **minimal)
     new = fixtures_report.write_run(tmp_path, run_id="20250102T000000Z-0002", **minimal)
     newest = fixtures_report.write_run(tmp_path, run_id="20250103T000000Z-0003", incomplete=True, **minimal)
@@ -296,3 +299,35 @@ def test_missing_folder_exits_2(tmp_path, capsys):
 def test_report_error_is_an_input_error():
     from testbed.errors import InputError
     assert issubclass(ReportError, InputError) and ReportError.exit_code == 2
+
+
+def test_several_workloads_are_read_from_their_own_tables(tmp_path, schedule):
+    run = fixtures_report.write_run(tmp_path, schedule=schedule, algorithms=("min_delay", "min_hop"),
+                                    workloads=("ddp", "moe"),
+                                    omit=("rtt", "paths", "throughput", "link_util"))
+    assert (run / "min_delay" / "collectives-moe.parquet").exists()
+    assert not (run / "min_delay" / "collectives.parquet").exists()
+    data = load_run(run)
+    coll = data.table("min_delay", "collectives")
+    assert set(coll["workload"]) == {"ddp", "moe"}
+    # instance ids repeat across workloads; they stay separate instances
+    assert len(collective_instances(coll)) == 2 * coll.groupby("workload")["instance"].nunique().iloc[0]
+    ctx = Context.of(data)
+    for draw in (workload.draw_collective_cdf, workload.draw_iteration_cdf, workload.draw_slowdown):
+        fig = draw(ctx)                                   # drawn, not saved: saving is tested above
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+        plt.close(fig)
+        if draw is workload.draw_collective_cdf:
+            assert {"ddp, all_reduce", "moe, all_to_all"} <= set(titles)
+
+
+def test_unreachable_pairs_do_not_poison_the_rtt_metrics(full_run):
+    run, _ = full_run
+    data = load_run(run)
+    rtt = data.table("min_delay", "rtt")
+    assert rtt["geo_rtt_s"].isna().any()                 # inf in the file (unreachable) -> no reference
+    paths = data.table("min_delay", "paths")
+    assert (paths["path"] == "").any()
+    table = metric_table(data)
+    assert np.isfinite(table["rtt_excess_p99_ms"]).all()
+    assert (table["path_changes"] >= 2).all()             # into the outage and out again

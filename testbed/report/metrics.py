@@ -19,9 +19,10 @@ from .rundir import COLLECTIVE_ID_COLUMNS, RunData
 
 
 def rtt_excess_s(rtt: pd.DataFrame) -> np.ndarray:
-    """RTT above the schedule's propagation RTT for every answered probe [s]."""
-    ok = rtt["rtt_s"].notna().to_numpy()
-    return (rtt["rtt_s"].to_numpy(float) - rtt["geo_rtt_s"].to_numpy(float))[ok]
+    """RTT above the schedule's propagation RTT for every answered probe that has a
+    reference (the pair was reachable in the schedule) [s]."""
+    excess = rtt["rtt_s"].to_numpy(float) - rtt["geo_rtt_s"].to_numpy(float)
+    return excess[np.isfinite(excess)]
 
 
 def loss_fraction(rtt: pd.DataFrame) -> float:
@@ -44,7 +45,9 @@ def _instance_column(collectives: pd.DataFrame) -> str:
 
 
 def _job_level(frame: pd.DataFrame, key: str, extra_first: tuple[str, ...]) -> pd.DataFrame:
-    grouped = frame.groupby(key, sort=True)
+    # Instance and iteration numbers are per workload: a run with several keeps them apart.
+    keys = ["workload", key] if "workload" in frame.columns else [key]
+    grouped = frame.groupby(keys, sort=True)
     out = pd.DataFrame({"duration_s": grouped["duration_s"].max()})
     for column in ("exposed_comm_s",):
         if column in frame.columns:
@@ -61,7 +64,8 @@ def _job_level(frame: pd.DataFrame, key: str, extra_first: tuple[str, ...]) -> p
 
 
 def collective_instances(collectives: pd.DataFrame) -> pd.DataFrame:
-    """One row per collective instance: duration_s (max over ranks), ideal_s, slowdown, kind, size_bytes."""
+    """One row per collective instance (per workload, if the table has a ``workload``
+    column): duration_s (max over ranks), ideal_s, slowdown, kind, size_bytes."""
     return _job_level(collectives, _instance_column(collectives), ("kind", "size_bytes"))
 
 

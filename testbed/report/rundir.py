@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
@@ -37,6 +38,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "throughput": ("t_s", "src", "dst", "bps"),
     "link_util": ("t_s", "a", "b", "utilisation"),
 }
+#: Tables a run with several workloads writes once per workload, as ``<name>-<workload>``.
+PER_WORKLOAD_TABLES = ("collectives", "iterations")
 #: Collectives are grouped into job-level instances by the first of these columns found.
 COLLECTIVE_ID_COLUMNS = ("instance", "op")
 
@@ -187,31 +190,62 @@ def read_summary(run_dir: Path) -> dict:
     return summary
 
 
-def read_table(folder: Path, name: str) -> tuple[pd.DataFrame | None, str | None]:
-    """One table of one algorithm: (frame, None) or (None, why it is absent).
-
-    Parquet is read; the CSV twin only when the Parquet file is missing.
-    """
-    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+def _read_file(parquet: Path, csv: Path) -> tuple[pd.DataFrame, Path]:
+    """One table file: the Parquet one, or its CSV twin when the Parquet file is missing."""
     if parquet.exists():
-        path = parquet
         try:
-            frame = pd.read_parquet(parquet)
+            return pd.read_parquet(parquet), parquet
         except Exception as err:  # pyarrow raises several types for a corrupt file
-            raise ReportError(f"{parquet}: not a readable Parquet table "
-                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-    elif csv.exists():
-        path = csv
-        try:
-            frame = pd.read_csv(csv)
-        except pd.errors.EmptyDataError:
-            frame = pd.DataFrame()
-        except Exception as err:
-            raise ReportError(f"{csv}: not a readable CSV table ({type(err).__name__}: {err})") from None
-    else:
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise ReportError(f"{parquet}: not a readable Parquet table ({type(err).__name__}: {first})") from None
+    try:
+        return pd.read_csv(csv, keep_default_na=True), csv
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(), csv
+    except Exception as err:
+        raise ReportError(f"{csv}: not a readable CSV table ({type(err).__name__}: {err})") from None
+
+
+def table_files(folder: Path, name: str) -> list[tuple[Path, Path, str | None]]:
+    """(parquet, csv, workload) per file of table ``name``: ``name.parquet`` and, for the
+    per-workload tables of a run with several workloads, ``name-<workload>.parquet``
+    (Parquet or CSV twin, whichever exists)."""
+    stems: dict[str, str | None] = {}
+    if (folder / f"{name}.parquet").exists() or (folder / f"{name}.csv").exists():
+        stems[name] = None
+    if name in PER_WORKLOAD_TABLES:
+        for path in sorted(folder.glob(f"{name}-*.parquet")) + sorted(folder.glob(f"{name}-*.csv")):
+            stem = path.name.rsplit(".", 1)[0]
+            stems.setdefault(stem, stem[len(name) + 1:])
+    return [(folder / f"{stem}.parquet", folder / f"{stem}.csv", workload) for stem, workload in stems.items()]
+
+
+def read_table(folder: Path, name: str) -> tuple[pd.DataFrame | None, str | None]:
+    """One table of one algorithm: (frame, None) or (None, why it is absent)."""
+    files = table_files(folder, name)
+    if not files:
         return None, "missing"
-    if len(frame) == 0:
+    frames = []
+    for parquet, csv, workload in files:
+        frame, path = _read_file(parquet, csv)
+        if len(frame) == 0:
+            continue
+        _check_columns(frame, name, path)
+        if workload is not None and "workload" not in frame.columns:
+            frame = frame.assign(workload=workload)
+        frames.append(frame)
+    if not frames:
         return None, "empty"
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if name == "paths":
+        frame["path"] = frame["path"].fillna("").astype(str)   # "" = unreachable (CSV reads it as NaN)
+    if "geo_rtt_s" in frame.columns:
+        # the schedule's reference is inf where a pair is unreachable: no reference there
+        frame["geo_rtt_s"] = frame["geo_rtt_s"].where(np.isfinite(frame["geo_rtt_s"]))
+    return frame, None
+
+
+def _check_columns(frame: pd.DataFrame, name: str, path: Path) -> None:
     required = TABLE_COLUMNS[name]
     missing = [c for c in required if c not in frame.columns]
     if name == "collectives" and not any(c in frame.columns for c in COLLECTIVE_ID_COLUMNS):
@@ -222,7 +256,6 @@ def read_table(folder: Path, name: str) -> tuple[pd.DataFrame | None, str | None
     for column in ("t_s", "rtt_s", "geo_rtt_s", "bps", "utilisation", "duration_s", "flow_mods"):
         if column in required and not pd.api.types.is_numeric_dtype(frame[column]):
             raise ReportError(f"{path}: column {column!r} must be numeric, got {frame[column].dtype}")
-    return frame, None
 
 
 def read_schedule(run_dir: Path, manifest: dict):

@@ -13,7 +13,7 @@ from .common import Context, FigureSpec, Skip
 from .metrics import collective_instances, iteration_instances
 from .style import REFERENCE_COLOUR, legend_handles, pyplot
 
-MAX_KIND_PANELS = 3
+MAX_CDF_PANELS = 6
 
 
 def _ecdf(ax, values, style, label) -> None:
@@ -30,29 +30,56 @@ def _log_if_wide(ax, frames: list[np.ndarray]) -> None:
         ax.set_xscale("log")
 
 
+def _panels(frames: dict[str, pd.DataFrame], columns: tuple[str, ...], limit: int) -> list[tuple]:
+    """Distinct values of ``columns`` over all frames (sorted), or [()] when there are more
+    than ``limit`` of them or only one (one panel with everything)."""
+    present = [c for c in columns if all(c in f.columns for f in frames.values())]
+    if not present:
+        return [()]
+    keys = sorted({tuple(map(str, row)) for f in frames.values()
+                   for row in f[present].drop_duplicates().itertuples(index=False)})
+    if not 1 < len(keys) <= limit:
+        return [()]
+    return [tuple(zip(present, key)) for key in keys]
+
+
+def _select(frame: pd.DataFrame, panel: tuple) -> pd.DataFrame:
+    for column, value in panel:
+        frame = frame[frame[column].astype(str) == value]
+    return frame
+
+
+def _panel_title(panel: tuple, everything: str) -> str:
+    return ", ".join(value for _, value in panel) if panel else everything
+
+
 def draw_collective_cdf(ctx: Context):
     tables = ctx.run.available("collectives")
     if not tables:
         raise Skip("no collective table (collectives): the run had no workload")
     inst = {label: collective_instances(t) for label, t in tables.items()}
+    panels = _panels(inst, ("workload", "kind"), MAX_CDF_PANELS)
+    if panels == [()]:
+        panels = _panels(inst, ("kind",), MAX_CDF_PANELS)
     kinds = sorted({k for f in inst.values() if "kind" in f.columns for k in f["kind"].astype(str)})
-    panels: list[str | None] = kinds if 1 < len(kinds) <= MAX_KIND_PANELS else [None]
+    everything = kinds[0] if len(kinds) == 1 else "all collectives"
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels) + 0.5, 2.9), squeeze=False,
+    ncols = min(len(panels), 2 if len(panels) == 4 else 3)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.5 * ncols + 0.5, 2.6 * nrows + 0.4), squeeze=False,
                              layout="constrained")
-    for ax, kind in zip(axes[0], panels):
+    for ax, panel in zip(axes.flat, panels):
         drawn = []
         for label, frame in inst.items():
-            if kind is not None:
-                frame = frame[frame["kind"].astype(str) == kind]
-            values = frame["duration_s"].to_numpy(float)
+            values = _select(frame, panel)["duration_s"].to_numpy(float)
             _ecdf(ax, values, ctx.styles[label], label)
             drawn.append(values)
         _log_if_wide(ax, drawn)
         ax.set_xlabel("collective completion time [s]")
-        ax.set_title(kind if kind is not None else (kinds[0] if len(kinds) == 1 else "all collectives"))
+        ax.set_title(_panel_title(panel, everything))
         ax.set_ylim(0, 1.02)
-    axes[0][0].set_ylabel("fraction of collectives")
+    for row in axes:
+        row[0].set_ylabel("fraction of collectives")
     fig.legend(handles=legend_handles(ctx.styles, list(inst)), loc="outside lower center",
                ncol=min(len(inst), 5), frameon=False)
     fig.suptitle("Collective completion time (slowest rank of each collective)")
@@ -64,26 +91,31 @@ def draw_iteration_cdf(ctx: Context):
     if not tables:
         raise Skip("no iteration table (iterations): the run had no workload or no iteration finished")
     inst = {label: iteration_instances(t) for label, t in tables.items()}
+    rows = _panels(inst, ("workload",), MAX_CDF_PANELS)
     columns = [("duration_s", "iteration time [s]")]
     if all("exposed_comm_s" in f.columns for f in inst.values()):
         columns.append(("exposed_comm_s", "exposed communication per iteration [s]"))
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(columns), figsize=(3.5 * len(columns) + 0.5, 2.9), squeeze=False,
-                             layout="constrained")
-    for ax, (column, xlabel) in zip(axes[0], columns):
-        drawn = []
-        for label, frame in inst.items():
-            values = frame[column].to_numpy(float)
-            _ecdf(ax, values, ctx.styles[label], label)
-            drawn.append(values)
-        _log_if_wide(ax, drawn)
-        ax.set_xlabel(xlabel)
-        ax.set_ylim(0, 1.02)
-    axes[0][0].set_ylabel("fraction of iterations")
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.5 * len(columns) + 0.5, 2.6 * len(rows) + 0.4),
+                             squeeze=False, layout="constrained")
+    for axes_row, panel in zip(axes, rows):
+        for ax, (column, xlabel) in zip(axes_row, columns):
+            drawn = []
+            for label, frame in inst.items():
+                values = _select(frame, panel)[column].to_numpy(float)
+                _ecdf(ax, values, ctx.styles[label], label)
+                drawn.append(values)
+            _log_if_wide(ax, drawn)
+            ax.set_xlabel(xlabel)
+            ax.set_ylim(0, 1.02)
+            if panel:
+                ax.set_title(_panel_title(panel, ""))
+        axes_row[0].set_ylabel("fraction of iterations")
     fig.legend(handles=legend_handles(ctx.styles, list(inst)), loc="outside lower center",
                ncol=min(len(inst), 5), frameon=False)
-    n = max(len(f) for f in inst.values())
-    fig.suptitle(f"Iteration time (slowest rank; up to {n} iterations per algorithm)")
+    n = max(len(_select(f, panel)) for f in inst.values() for panel in rows)
+    per = "per algorithm and workload" if rows != [()] else "per algorithm"
+    fig.suptitle(f"Iteration time (slowest rank; up to {n} iterations {per})")
     return fig
 
 
@@ -143,10 +175,10 @@ def draw_slowdown(ctx: Context):
 FIGURES = (
     FigureSpec("collective_cdf", "Collective completion time (CDF)",
                "Empirical CDF of the completion time of each collective (its slowest rank), "
-               "one panel per collective kind when there are a few.", draw_collective_cdf),
+               "one panel per workload and collective kind when there are a few.", draw_collective_cdf),
     FigureSpec("iteration_cdf", "Iteration time (CDF)",
                "Empirical CDF of iteration time (slowest rank) and of the communication "
-               "not hidden behind compute in each iteration.", draw_iteration_cdf),
+               "not hidden behind compute in each iteration, one row per workload.", draw_iteration_cdf),
     FigureSpec("slowdown", "Slowdown, mean and p99",
                "Measured time / no-contention ideal time (testbed.workload.ideal), mean "
                "(plain) and p99 (hatched) over collectives and over iterations; 1 = ideal.",
