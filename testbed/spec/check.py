@@ -79,8 +79,8 @@ def summary_lines(spec: Spec) -> list[str]:
         lines.append(f"workload       {w.label}: {what}; {w.n_ranks} ranks on nodes "
                      f"{', '.join(map(str, w.placement.node_ids))} ({w.placement.rule})")
     lines.append(f"background     {len(spec.background)} flow(s)" + "".join(
-        f"; {b.label}: {b.src} -> {b.dst} {_rate(b.rate_bps)} (emulated {_rate(b.emulated_rate_bps)}), "
-        f"{b.start_s:g}-{b.end_s:g} s {b.protocol}" for b in spec.background))
+        f"; {b.label}: {b.src} -> {b.dst} at {_rate(b.nominal_rate_bps)} (emulated {_rate(b.rate_bps)}), "
+        f"{b.start_s:g}-{b.end_s:g} s" for b in spec.background))
     pairs = spec.probes.resolve_pairs(spec.host_names_by_kind())
     which = spec.probes.pairs if isinstance(spec.probes.pairs, str) else "listed"
     lines.append(f"probes         {len(pairs)} pair(s) ({which}) at {spec.probes.rate_hz:g} Hz")

@@ -30,7 +30,7 @@ EXPERIMENT_KEYS = ("name", "description", "seed", "output_dir")
 EMULATION_KEYS = ("rate_scale", "backend")
 ALGORITHM_KEYS = ("name", "params", "label")
 WORKLOAD_KEYS = ("label", "generator", "trace", "params", "n_ranks", "placement")
-BACKGROUND_KEYS = ("label", "src", "dst", "rate_bps", "start_s", "duration_s", "protocol")
+BACKGROUND_KEYS = ("label", "src", "dst", "rate_bps", "start_s", "duration_s")
 PROBE_KEYS = ("pairs", "rate_hz")
 
 DEFAULT_RATE_SCALE = 1e-4
@@ -38,7 +38,6 @@ DEFAULT_OUTPUT_DIR = "results"
 DEFAULT_PROBE_RATE_HZ = 10.0
 MAX_PROBE_RATE_HZ = 1000.0
 MAX_SEED = 2**32 - 1
-BACKGROUND_PROTOCOLS = ("udp", "tcp")
 
 
 def backends() -> tuple[str, ...]:
@@ -92,7 +91,7 @@ def load_spec(path: str | Path) -> Spec:
     SpecError
         With every problem found, one per line (an InputError: exit status 2).
     """
-    path = Path(path).expanduser().absolute()
+    path = Path(path).expanduser().resolve()
     raw = _read_toml(path)
     problems = Problems()
     top = Table(raw, "", problems, TOP_KEYS)
@@ -333,7 +332,10 @@ def _workloads(top: Table, problems: Problems, spec_dir: Path, topology: Topolog
             n_ranks = trace_ranks
         n_ranks_given = t.has("n_ranks")
         if generator and ok(n_ranks) and n_ranks is None:
-            n_ranks = len(topology.compute_node_ids) if topology else None
+            if isinstance(t.data.get("placement"), list):
+                n_ranks = len(t.data["placement"])
+            else:
+                n_ranks = len(topology.compute_node_ids) if topology else None
         if generator and ok(params) and ok(n_ranks):
             if not _check_generator(generator, n_ranks if n_ranks is not None else 2, params, where,
                                     n_ranks_given, problems):
@@ -350,6 +352,17 @@ def _workloads(top: Table, problems: Problems, spec_dir: Path, topology: Topolog
 
 # -- [[background]] --------------------------------------------------------------
 
+def _resolve(selector: str, hosts: dict, topology: Topology) -> str:
+    """resolve_host, with a clearer message for a satellite that has no host."""
+    try:
+        return resolve_host(selector, hosts)
+    except ValueError:
+        if selector in topology.satellite_names:
+            raise ValueError(f"{selector!r} is not a compute satellite, so it has no host; compute "
+                             f"satellites: {', '.join(topology.compute_names) or 'none'}") from None
+        raise
+
+
 def _background(top: Table, problems: Problems, topology: Topology | None, rate_scale: Any) -> tuple[BackgroundSpec, ...]:
     out, labels = [], {}
     hosts = ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
@@ -363,21 +376,19 @@ def _background(top: Table, problems: Problems, topology: Topology | None, rate_
             label = BAD
         elif ok(label):
             labels[label] = where
-        ends = {}
+        ends, names = {}, {}
         for key in ("src", "dst"):
             ends[key] = t.string(key, required=True)
             if ok(ends[key]) and hosts is not None:
                 try:
-                    resolved = resolve_host(ends[key], hosts)
+                    names[key] = _resolve(ends[key], hosts, topology)
                 except ValueError as err:
                     ends[key] = t.bad(key, str(err))
-                else:
-                    if key == "dst" and ok(ends["src"]) and resolved == resolve_host(ends["src"], hosts):
-                        ends[key] = t.bad(key, f"{ends[key]!r} is the same host as src ({resolved})")
+        if ok(ends["src"]) and ok(ends["dst"]) and len(names) == 2 and names["src"] == names["dst"]:
+            ends["dst"] = t.bad("dst", f"{ends['dst']!r} is the same host as src ({names['src']})")
         rate_bps = t.number("rate_bps", required=True, gt=0.0)
         start_s = t.number("start_s", 0.0, ge=0.0)
         duration_s = t.number("duration_s", None, gt=0.0)
-        protocol = t.string("protocol", "udp", choices=BACKGROUND_PROTOCOLS)
         if run_s is not None and ok(start_s):
             if start_s >= run_s:
                 start_s = t.bad("start_s", f"must be < time.duration_s ({run_s:g} s), got {show(start_s)}")
@@ -386,11 +397,12 @@ def _background(top: Table, problems: Problems, topology: Topology | None, rate_
             elif ok(duration_s) and start_s + duration_s > run_s * (1 + 1e-9):
                 duration_s = t.bad("duration_s", f"the flow would end at {start_s + duration_s:g} s, after the "
                                                  f"run (time.duration_s = {run_s:g} s)")
-        values = (label, ends["src"], ends["dst"], rate_bps, start_s, duration_s, protocol, rate_scale)
+        values = (label, ends["src"], ends["dst"], rate_bps, start_s, duration_s, rate_scale)
         if topology is not None and all(ok(v) for v in values):
-            out.append(BackgroundSpec(label=label, src=ends["src"], dst=ends["dst"], rate_bps=rate_bps,
-                                      emulated_rate_bps=rate_bps * rate_scale, start_s=start_s,
-                                      duration_s=duration_s, protocol=protocol))
+            out.append(BackgroundSpec(label=label, src=names["src"], dst=names["dst"],
+                                      rate_bps=rate_bps * rate_scale, start_s=start_s, duration_s=duration_s,
+                                      nominal_rate_bps=rate_bps, src_selector=ends["src"],
+                                      dst_selector=ends["dst"]))
     return tuple(out)
 
 
@@ -421,7 +433,7 @@ def _probes(t: Table, topology: Topology | None) -> ProbeSpec | Any:
                 good.append(tuple(pair))
                 continue
             try:
-                a, b = (resolve_host(x, hosts) for x in pair)
+                a, b = (_resolve(x, hosts, topology) for x in pair)
             except ValueError as err:
                 t.bad(where, str(err))
                 continue

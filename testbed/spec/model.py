@@ -179,6 +179,10 @@ class WorkloadSpec:
         """Host name of each rank (``compute_hosts``: compute host names in node-id order)."""
         return self.placement.hosts(compute_hosts)
 
+    def place(self, host_names_by_kind: Mapping[str, Sequence[str]]) -> list[str]:
+        """Host name of each rank, given ``{"compute": [...], ...}`` host names in node-id order."""
+        return self.placement.hosts(list(host_names_by_kind.get("compute", ())))
+
 
 def trace_format(path: Path) -> str | None:
     """``"jsonl"``, ``"chakra"`` or None (unsupported) for a trace path."""
@@ -215,33 +219,38 @@ class BackgroundSpec:
     ----------
     label : str
     src, dst : str
-        Host selectors as written (see module docstring); :meth:`resolve` gives names.
+        Host names of the two ends, resolved from the selectors at load time (they
+        are the schedule's node names, i.e. the emulated hosts' names).
     rate_bps : float
-        Nominal rate [bit/s], on the scale of the real links (like ``capacity_bps``).
-    emulated_rate_bps : float
-        What the emulation sends: ``rate_bps * rate_scale`` [bit/s].
+        What the emulation sends [bit/s]: ``nominal_rate_bps * rate_scale`` (like a
+        link's ``rate_bps`` in the network plan).
     start_s, duration_s : float
         Orbital time of the start, from the schedule epoch, and length [s].
-    protocol : str
-        ``"udp"`` or ``"tcp"``.
+    nominal_rate_bps : float
+        The rate as written in the spec [bit/s], on the scale of the real links.
+    src_selector, dst_selector : str
+        The ends as written (``compute:0``, ``ground:svalbard``, a host name);
+        :meth:`resolve` re-resolves them against other host lists.
     """
 
     label: str
     src: str
     dst: str
     rate_bps: float
-    emulated_rate_bps: float
     start_s: float
     duration_s: float
-    protocol: str = "udp"
+    nominal_rate_bps: float
+    src_selector: str
+    dst_selector: str
 
     @property
     def end_s(self) -> float:
         return self.start_s + self.duration_s
 
     def resolve(self, host_names_by_kind: Mapping[str, Sequence[str]]) -> tuple[str, str]:
-        """``(src_host, dst_host)`` names."""
-        return (resolve_host(self.src, host_names_by_kind), resolve_host(self.dst, host_names_by_kind))
+        """``(src_host, dst_host)`` names of the selectors among the given hosts."""
+        return (resolve_host(self.src_selector, host_names_by_kind),
+                resolve_host(self.dst_selector, host_names_by_kind))
 
 
 @dataclass(frozen=True)

@@ -214,17 +214,7 @@ class _Reader:
         from topologies import GSL_POLICIES
         stations = table.array("stations")
         if ok(stations) and stations is not None:
-            fine = [self.probe("ground_stations", [item], rename=("ground_stations[0]", f"ground_stations[{i}]"))
-                    for i, item in enumerate(stations)]
-            if all(fine) and self.probe("ground_stations", stations):   # duplicates
-                config = self.ScheduleConfig.from_dict({**_BASELINE, "ground_stations": stations})
-                names_ok = True
-                for i, (name, _, _) in enumerate(config.ground_stations):
-                    if not NAME_RE.match(name):
-                        self.problems.add(f"ground.stations[{i}].name", f"{name!r} is not a valid host name: {NAME_RULE}")
-                        names_ok = False
-                if names_ok:
-                    self.values["ground_stations"] = stations
+            self._stations(stations)
         policy = table.string("policy")
         if ok(policy) and policy is not None:
             if policy not in GSL_POLICIES:
@@ -233,6 +223,25 @@ class _Reader:
                 self.values["gsl_policy"] = policy
         for key in ("min_elevation_deg", "capacity_bps", "acquisition_s"):
             self.take(table, key)
+
+    def _stations(self, stations: list) -> None:
+        """Each station on its own, then the list rules (unique names) over the good ones."""
+        good = [i for i, item in enumerate(stations)
+                if self.probe("ground_stations", [item], rename=("ground_stations[0]", f"ground_stations[{i}]"))]
+        try:
+            config = self.ScheduleConfig.from_dict({**_BASELINE, "ground_stations": [stations[i] for i in good]})
+        except self.TopologyError as err:
+            index = re.match(r"ground_stations\[(\d+)\]", err.field or "")
+            self.report(err, f"ground_stations[{good[int(index.group(1))]}]" + err.field[index.end():]
+                        if index else err.field)
+            return
+        names_ok = True
+        for i, (name, _, _) in zip(good, config.ground_stations):
+            if not NAME_RE.match(name):
+                self.problems.add(f"ground.stations[{i}].name", f"{name!r} is not a valid host name: {NAME_RULE}")
+                names_ok = False
+        if names_ok and len(good) == len(stations):
+            self.values["ground_stations"] = stations
 
     def compute(self, data: Any) -> None:
         from topologies import compute_from_dict
