@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checks import BAD, NAME_RE, NAME_RULE, Problems, Table, join, ok
+from .checks import NAME_RE, NAME_RULE, Problems, Table, join, ok
 
 CONSTELLATION_KEYS = ("preset", "shells", "tle_path", "tle_include_unplaced", "capacity_bps")
 ISL_KEYS = ("policy", "params", "lasers_per_sat", "max_range_km", "grazing_margin_km", "acquisition_s")
@@ -337,4 +337,4 @@ def _lay_out(config, speedup: float, problems: Problems) -> Topology | None:
     return Topology(config, speedup, fleet.n_sats, satellite_names, compute_ids, ground_names, source)
 
 
-__all__ = ["Topology", "read_topology", "spec_path", "CONFIG_FIELDS", "BAD"]
+__all__ = ["Topology", "read_topology", "spec_path", "CONFIG_FIELDS"]
