@@ -17,7 +17,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                              "(then its newest complete run)")
     parser.add_argument("--pair", nargs=2, action="append", metavar=("SRC", "DST"), default=[],
                         help="host pair for the RTT figure (repeatable; default: up to --max-pairs "
-                             "pairs whose geometric RTT varies most)")
+                             "pairs on which the algorithms' median RTTs differ most)")
     parser.add_argument("--max-pairs", type=int, default=4, help="RTT pairs chosen automatically (default 4)")
     parser.add_argument("--load-algorithm", metavar="LABEL",
                         help="algorithm whose mean link utilisation colours the constellation snapshot "

@@ -21,6 +21,7 @@ NAME = "constellation"
 TITLE = "Constellation snapshot"
 MAX_TRACK_POINTS = 200
 SHADOW_COLOUR = "#1f2a44"
+DENSE_SATELLITES = 300   # above this many satellites, thinner links and smaller dots
 
 
 def load_algorithm(ctx: Context) -> str | None:
@@ -145,14 +146,21 @@ def draw(ctx: Context):
         if mask.any():
             ax.add_collection(LineCollection(segments(mask), colors="0.55", linewidths=0.5,
                                              linestyles=ls, zorder=2))
+    dense = sats.size > DENSE_SATELLITES
+    width_idle, width_extra = (0.25, 1.6) if dense else (0.7, 2.5)
     for mask, ls in ((has & ~gsl, "solid"), (has & gsl, "dashed")):
         if mask.any():
+            # Busiest last, so they are drawn on top.
+            order = np.flatnonzero(mask)[np.argsort(value[mask], kind="stable")]
+            la, lb = a[order], b[order]
+            v = value[order]
             # _segments may split a link in two at the antimeridian: repeat its value per piece.
-            v = value[mask]
-            wrap = np.abs(lon[step, b[mask]] - lon[step, a[mask]]) > 180.0
+            wrap = np.abs(lon[step, lb] - lon[step, la]) > 180.0
             colours = np.r_[v[~wrap], v[wrap], v[wrap]]
-            ax.add_collection(LineCollection(segments(mask), array=colours, cmap=cmap, norm=norm, zorder=3,
-                                             linewidths=0.7 + 2.5 * np.clip(colours, 0, 1), linestyles=ls))
+            segs = _segments(lon[step, la], lat[step, la], lon[step, lb], lat[step, lb])
+            ax.add_collection(LineCollection(segs, array=colours, cmap=cmap, norm=norm, zorder=3,
+                                             linewidths=width_idle + width_extra * np.clip(colours, 0, 1),
+                                             linestyles=ls))
     if (~up).any():
         ax.plot([], [], color="0.55", lw=0.6, ls=":", label="link acquiring")
     if (up & ~has).any():
@@ -162,7 +170,7 @@ def draw(ctx: Context):
 
     lit = schedule.sunlit[step]
     plain = np.setdiff1d(sats, compute)
-    ax.scatter(lon[step, plain], lat[step, plain], s=5, c="0.3", zorder=4, label="satellite")
+    ax.scatter(lon[step, plain], lat[step, plain], s=1 if dense else 5, c="0.3", zorder=4, label="satellite")
     if compute.size:
         sunlit, dark = compute[lit[compute]], compute[~lit[compute]]
         ax.scatter(lon[step, sunlit], lat[step, sunlit], s=70, marker="*", c="#E69F00",
