@@ -38,10 +38,14 @@ class LinkSet:
         Node ids ``(a, b)`` with ``a < b``, unique, sorted.
     mask : numpy.ndarray of bool, shape (T, P)
         ``mask[t, p]``: pair ``p`` exists (is selected and feasible) at step t.
+    distance_km : numpy.ndarray of float, shape (T, P), optional
+        Pair distances if the policy computed them anyway (read where
+        ``mask`` is True); otherwise they are computed from positions.
     """
 
     pairs: np.ndarray
     mask: np.ndarray
+    distance_km: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"LinkSet(pairs={len(self.pairs)}, steps={self.mask.shape[0]})"
@@ -243,9 +247,10 @@ class PlusGrid:
         a, b = pairs[:, 0], pairs[:, 1]
         n_steps = ctx.times_s.size
         mask = np.zeros((n_steps, len(pairs)), dtype=bool)
+        distance_km = np.empty((n_steps, len(pairs)))
         for lo in range(0, n_steps, ctx.chunk_steps):
             hi = min(lo + ctx.chunk_steps, n_steps)
-            _, feasible = pair_geometry(ctx, a, b, lo, hi)
+            distance_km[lo:hi], feasible = pair_geometry(ctx, a, b, lo, hi)
             if self.max_lat_deg is not None:
                 lat = np.abs(ctx.lat_deg[lo:hi])
                 polar = (lat[:, a] > self.max_lat_deg) | (lat[:, b] > self.max_lat_deg)
@@ -253,7 +258,7 @@ class PlusGrid:
             mask[lo:hi] = feasible
             if ctx.progress:
                 ctx.progress(hi - lo)
-        return LinkSet(pairs, mask)
+        return LinkSet(pairs, mask, distance_km)
 
 
 # ------------------------------------------------------------------- nearest

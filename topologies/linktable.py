@@ -59,6 +59,63 @@ def _row_distances_km(node_ecef_km: np.ndarray, steps: np.ndarray, a: np.ndarray
     return out
 
 
+def _link_set_rows(link_set: LinkSet, kind: str, capacity: np.ndarray, acquisition_s: float,
+                   node_ecef_km: np.ndarray, times_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of one link set as column arrays, sorted by (step, a, b).
+
+    Boolean-mask extraction over the (T, P) mask keeps the row order
+    row-major, i.e. by step then pair (pairs are sorted by (a, b)).
+    """
+    mask = link_set.mask
+    shape = mask.shape
+    pairs = link_set.pairs
+    keys = pairs[:, 0] * node_ecef_km.shape[1] + pairs[:, 1]
+    if np.any(pairs[:, 0] >= pairs[:, 1]) or np.any(np.diff(keys) <= 0):
+        raise TopologyError(f"internal error: {kind} pairs not unique, sorted and a < b")
+
+    def per_row(values, dtype) -> np.ndarray:
+        return np.broadcast_to(np.asarray(values, dtype=dtype), shape)[mask]
+
+    step = np.broadcast_to(np.arange(shape[0], dtype=np.int32)[:, None], shape)[mask]
+    a = per_row(pairs[:, 0], np.int32)
+    b = per_row(pairs[:, 1], np.int32)
+    if link_set.distance_km is not None:
+        distance_km = link_set.distance_km[mask]
+    else:
+        distance_km = _row_distances_km(node_ecef_km, step, a, b)
+    up = up_mask(mask, times_s, np.full(shape[1], float(acquisition_s)))[mask]
+    return {"step": step, "a": a, "b": b,
+            "kind": np.full(step.size, LINK_KINDS.index(kind), dtype=np.int8),
+            "distance_km": distance_km, "capacity_bps": per_row(capacity, np.float64),
+            "up": up}
+
+
+def _merge_rows(x: dict, y: dict, n_nodes: int) -> dict:
+    """Merge two row sets, each sorted by (step, a, b), into one sorted set."""
+    if y["step"].size == 0:
+        return x
+    if x["step"].size == 0:
+        return y
+
+    def key(rows):
+        return (rows["step"].astype(np.int64) * n_nodes + rows["a"]) * n_nodes + rows["b"]
+
+    kx, ky = key(x), key(y)
+    at = np.searchsorted(kx, ky)
+    if np.any(kx[np.minimum(at, kx.size - 1)] == ky):
+        raise TopologyError("internal error: two policies produced the same link")
+    y_pos = at + np.arange(ky.size)
+    from_y = np.zeros(kx.size + ky.size, dtype=bool)
+    from_y[y_pos] = True
+    merged = {}
+    for column in x:
+        out = np.empty(from_y.size, dtype=x[column].dtype)
+        out[y_pos] = y[column]
+        out[~from_y] = x[column]
+        merged[column] = out
+    return merged
+
+
 def assemble_links(link_sets: list[LinkSet], kinds: list[str], capacities: list[np.ndarray],
                    acquisitions_s: list[float], node_ecef_km: np.ndarray,
                    times_s: np.ndarray) -> pd.DataFrame:
@@ -77,33 +134,21 @@ def assemble_links(link_sets: list[LinkSet], kinds: list[str], capacities: list[
     node_ecef_km : numpy.ndarray, shape (T, n_nodes, 3)
     times_s : numpy.ndarray, shape (T,)
     """
-    n_steps, n_nodes, _ = node_ecef_km.shape
-    pairs = np.concatenate([ls.pairs for ls in link_sets]).reshape(-1, 2)
-    kind_code = np.concatenate([np.full(len(ls.pairs), LINK_KINDS.index(k), np.int8)
-                                for ls, k in zip(link_sets, kinds)])
-    capacity = np.concatenate(capacities).astype(float)
-    acquisition = np.concatenate([np.full(len(ls.pairs), float(acq))
-                                  for ls, acq in zip(link_sets, acquisitions_s)])
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    pairs, kind_code, capacity, acquisition = (pairs[order], kind_code[order],
-                                               capacity[order], acquisition[order])
-    keys = pairs[:, 0] * n_nodes + pairs[:, 1]
-    if np.any(keys[1:] == keys[:-1]):
-        raise TopologyError("internal error: two policies produced the same link")
-    mask = np.concatenate([ls.mask for ls in link_sets], axis=1)[:, order]
-    up = up_mask(mask, times_s, acquisition)
-    steps, cols = np.nonzero(mask)
-    a, b = pairs[cols, 0], pairs[cols, 1]
-    distance_km = _row_distances_km(node_ecef_km, steps, a, b)
+    n_nodes = node_ecef_km.shape[1]
+    rows = None
+    for link_set, kind, capacity, acquisition_s in zip(link_sets, kinds, capacities,
+                                                       acquisitions_s):
+        part = _link_set_rows(link_set, kind, capacity, acquisition_s, node_ecef_km, times_s)
+        rows = part if rows is None else _merge_rows(rows, part, n_nodes)
     return pd.DataFrame({
-        "step": steps.astype(np.int32),
-        "a": a.astype(np.int32),
-        "b": b.astype(np.int32),
-        "kind": pd.Categorical.from_codes(kind_code[cols], categories=list(LINK_KINDS)),
-        "distance_km": distance_km,
-        "delay_s": distance_km / C_KM_S,
-        "capacity_bps": capacity[cols],
-        "up": up[steps, cols],
+        "step": rows["step"],
+        "a": rows["a"],
+        "b": rows["b"],
+        "kind": pd.Categorical.from_codes(rows["kind"], categories=list(LINK_KINDS)),
+        "distance_km": rows["distance_km"],
+        "delay_s": rows["distance_km"] / C_KM_S,
+        "capacity_bps": rows["capacity_bps"],
+        "up": rows["up"],
     }, copy=False)
 
 
@@ -124,8 +169,8 @@ def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
     if len(links) == 0:
         return
     step = links["step"].to_numpy()
-    a = links["a"].to_numpy().astype(np.int64)
-    b = links["b"].to_numpy().astype(np.int64)
+    a = links["a"].to_numpy()
+    b = links["b"].to_numpy()
     if step.min() < 0 or step.max() >= n_steps:
         raise TopologyError(f"step out of range 0..{n_steps - 1}", where)
     if a.min() < 0 or b.max() >= n_nodes:
@@ -133,9 +178,8 @@ def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
     if np.any(a >= b):
         raise TopologyError("a link has a >= b (links must be stored with a < b)", where)
     step_change = np.diff(step)
-    same_step = step_change == 0
-    pair_key = a * n_nodes + b
-    if np.any(step_change < 0) or np.any(same_step & (np.diff(pair_key) <= 0)):
+    pair_key = a.astype(np.int64) * n_nodes + b
+    if np.any(step_change < 0) or np.any((step_change == 0) & (np.diff(pair_key) <= 0)):
         raise TopologyError("rows not sorted by (step, a, b) or duplicated", where)
     kind = links["kind"]
     if not isinstance(kind.dtype, pd.CategoricalDtype) or \
@@ -159,9 +203,10 @@ def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
     if np.any(~(links["capacity_bps"].to_numpy() > 0.0)):
         raise TopologyError("capacity_bps must be > 0", where)
     if lasers_per_sat is not None and is_isl.any():
-        ends = np.concatenate([step[is_isl].astype(np.int64) * n_nodes + a[is_isl],
-                               step[is_isl].astype(np.int64) * n_nodes + b[is_isl]])
-        degree = np.bincount(ends)
+        base = step[is_isl].astype(np.int64) * n_nodes
+        size = n_steps * n_nodes
+        degree = np.bincount(base + a[is_isl], minlength=size)
+        degree += np.bincount(base + b[is_isl], minlength=size)
         if degree.max() > lasers_per_sat:
             worst = int(np.argmax(degree))
             raise TopologyError(
