@@ -9,9 +9,9 @@ and their exit status; there is never a traceback for a problem the user can fix
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import signal
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .errors import EnvironmentProblem, InputError, TestbedError
@@ -54,14 +54,28 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_args(p: argparse.ArgumentParser) -> None:
+def _slice_args(p: argparse.ArgumentParser) -> None:
     from .slice import add_arguments
     add_arguments(p)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _slice(args: argparse.Namespace) -> int:
     from .slice import run
     return run(args)
+
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "experiments" / "default.toml"
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=None, help="results root (default: results/)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .runner import run_experiment
+    from .spec import load_spec
+    run_experiment(load_spec(DEFAULT_SPEC), results_root=args.results)
+    return 0
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -109,7 +123,8 @@ def _check(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "doctor": ("probe this machine: what the testbed will use, what is missing", _doctor_args, _doctor),
     "clean": ("remove everything the testbed created (after a crash, too)", _clean_args, _clean),
-    "demo": ("run the end-to-end slice: 3 satellites in a chain, ping + iperf3", _demo_args, _demo),
+    "demo": ("run the default experiment (experiments/default.toml) and its report", _demo_args, _demo),
+    "slice": ("the end-to-end slice: 3 satellites in a chain, ping + iperf3", _slice_args, _slice),
     "topo": ("generate an orbital link schedule, summarise it, draw it", _topo_args, _topo),
     "check": ("validate experiment specs offline and summarise them", _check_args, _check),
     "run": ("run every algorithm of an experiment spec on the identical scenario", _run_args, _run),

@@ -42,6 +42,21 @@ def tbf_params(rate_bps: float) -> tuple[int, int]:
     return burst, limit
 
 
+def disable_ipv6(ifnames: Sequence[str]) -> None:
+    """Turns IPv6 off on interfaces we created (root namespace).
+
+    Switch ports need no addresses; with IPv6 on, every admin up/down of a port runs
+    address configuration, and with thousands of ports that made one link state change
+    cost ~17 ms instead of ~0.15 ms (measured, benchmarks/bench_apply.py).
+    """
+    for name in ifnames:
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                f.write("1")
+        except FileNotFoundError:   # kernel without IPv6
+            return
+
+
 def run_batch(tool: str, lines: Sequence[str], netns: str | None = None) -> None:
     """Runs ``ip -batch -`` or ``tc -batch -`` once for many commands; raises on failure."""
     if not lines:
@@ -109,6 +124,7 @@ class DelayLineBackend(LinkBackend):
         self._pair_of = {lk.link_id: i for i, lk in enumerate(links)}
         self._send("".join(cmds) + "go\n")
         self._expect("ready")
+        disable_ipv6([i for lk in links for i in (lk.if_a, lk.if_b)])
         ip_lines, tc_lines = [], []
         for lk in links:
             for ifname in (lk.if_a, lk.if_b):
@@ -180,6 +196,7 @@ class NetemBackend(LinkBackend):
             tc_lines += [self._netem(lk.if_a, lk.delay_s, lk.rate_bps, "add"),
                          self._netem(lk.if_b, lk.delay_s, lk.rate_bps, "add")]
         run_batch("ip", ip_lines)
+        disable_ipv6([i for lk in links for i in (lk.if_a, lk.if_b)])
         run_batch("tc", tc_lines)
 
     def set_delays(self, changes: Sequence[tuple[int, float, float]]) -> float:

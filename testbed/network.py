@@ -15,7 +15,7 @@ import time
 from typing import Iterable, Sequence
 
 from .errors import EnvironmentProblem
-from .links import LinkBackend, run_batch
+from .links import LinkBackend, disable_ipv6, run_batch
 from .plan import HOST_NET, NetworkPlan
 from .tracking import IFALIAS, OVS_EXTERNAL_ID
 
@@ -114,6 +114,7 @@ class Network:
                      f"link set dev {tmp} netns {h.netns}",
                      f"link set dev {h.sw_ifname} up"]
         run_batch("ip", root)
+        disable_ipv6([h.sw_ifname for h in self.plan.hosts])
         for h in self.plan.hosts:
             lines = [f"link set dev lmi{h.node_id} name eth0",
                      f"link set dev eth0 address {h.mac}",

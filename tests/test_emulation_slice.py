@@ -24,7 +24,7 @@ def _summary(results_root: Path) -> dict:
 
 
 def test_slice_pings_without_loss_and_iperf3_reaches_the_shaped_rate(testbed_cli, tmp_path):
-    r = testbed_cli("demo", "--pings", "20", "--iperf-s", "5", "--results", str(tmp_path))
+    r = testbed_cli("slice", "--pings", "20", "--iperf-s", "5", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr + r.stdout
     summary, run = _summary(tmp_path)
     assert summary["ping_sent"] == 20 and summary["ping_loss"] == 0.0
@@ -39,7 +39,7 @@ def test_slice_pings_without_loss_and_iperf3_reaches_the_shaped_rate(testbed_cli
 
 
 def test_kill_9_then_clean_leaves_nothing_and_a_new_run_succeeds(testbed_cli, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "testbed", "demo", "--pings", "200", "--iperf-s", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", "slice", "--pings", "200", "--iperf-s", "2",
                              "--results", str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     # Wait until the network is built and traffic runs, then kill -9 the run.
     line = proc.stdout.readline()
@@ -58,7 +58,7 @@ def test_kill_9_then_clean_leaves_nothing_and_a_new_run_succeeds(testbed_cli, tm
     assert (runs[0] / "INCOMPLETE").exists()
     r = testbed_cli("clean")
     assert r.returncode == 0 and "nothing to remove" in r.stdout
-    r = testbed_cli("demo", "--pings", "5", "--iperf-s", "2", "--results", str(tmp_path))
+    r = testbed_cli("slice", "--pings", "5", "--iperf-s", "2", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr
 
 
@@ -85,13 +85,13 @@ def test_a_busy_openflow_port_is_one_clear_line(testbed_cli, tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = testbed_cli("demo", "--of-port", str(port), "--results", str(tmp_path))
+        r = testbed_cli("slice", "--of-port", str(port), "--results", str(tmp_path))
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "already in use" in r.stderr and "Traceback" not in r.stderr
     assert leftovers() == {"bridges": [], "netns": [], "interfaces": [], "processes": []}
 
 
 def test_bad_values_exit_2_without_traceback(testbed_cli, tmp_path):
-    r = testbed_cli("demo", "--delay-ms", "-1", "--results", str(tmp_path))
+    r = testbed_cli("slice", "--delay-ms", "-1", "--results", str(tmp_path))
     assert r.returncode == 2 and "--delay-ms" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "slice").exists()

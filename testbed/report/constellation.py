@@ -53,7 +53,7 @@ def node_ids(schedule, values) -> np.ndarray:
     numeric = pd.to_numeric(series, errors="coerce")
     by_name = dict(zip(schedule.nodes["name"].astype(str), schedule.nodes["node_id"]))
     named = series.astype(str).map(by_name)
-    out = numeric.where(numeric.notna(), named).fillna(-1).to_numpy(np.int64)
+    out = np.array(numeric.where(numeric.notna(), named).fillna(-1), dtype=np.int64)
     out[(out < 0) | (out >= schedule.n_nodes)] = -1
     return out
 
