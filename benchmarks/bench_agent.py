@@ -8,7 +8,8 @@
    whether every agent finished and verified every byte, the start-up time, the
    median all-reduce time and the per-step overhead on tiny messages.
 
-Usage: .venv/bin/python benchmarks/bench_agent.py [--quick] [--max-ranks N] [--json PATH]
+Usage: .venv/bin/python benchmarks/bench_agent.py [--quick] [--max-ranks N] [--ranks 192,256]
+       [--skip-transfer] [--json PATH]
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and rank counts")
     parser.add_argument("--max-ranks", type=int, default=128)
+    parser.add_argument("--ranks", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="comma-separated rank counts to try instead of the default ladder")
+    parser.add_argument("--skip-transfer", action="store_true", help="only the concurrent-ranks part")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "out" / "bench_agent.json")
     args = parser.parse_args()
 
@@ -119,7 +123,7 @@ def main() -> int:
     sizes = [(MIB, 20), (16 * MIB, 8)] if args.quick else [(64 * 1024, 50), (MIB, 50), (16 * MIB, 10),
                                                            (256 * MIB, 3)]
     report["single_transfer"] = []
-    for size, repeats in sizes:
+    for size, repeats in ([] if args.skip_transfer else sizes):
         r = single_transfer(size, repeats)
         report["single_transfer"].append(r)
         if r["ok"]:
@@ -133,6 +137,8 @@ def main() -> int:
     counts = [n for n in (2, 8, 16, 32, 64, 96, 128, 192, 256) if n <= args.max_ranks]
     if args.quick:
         counts = [n for n in counts if n <= 32]
+    if args.ranks:
+        counts = args.ranks
     report["ranks"] = []
     for n in counts:
         row = []

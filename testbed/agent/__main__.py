@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.timeout_s <= 0:
             raise AgentError(EXIT_CONFIG, "--timeout-s must be > 0")
+        if not args.out.parent.is_dir():
+            raise AgentError(EXIT_CONFIG, f"--out: directory {args.out.parent} does not exist")
         try:
             plan_bytes = args.plan.read_bytes()
             header, rank_plan = load_rank_plan(args.plan, rank)

@@ -22,6 +22,8 @@ all-reduce, all-gather and reduce-scatter, direct for all-to-all, tree for broad
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import json
 import logging
 import re
@@ -115,8 +117,6 @@ def _topological(nodes: list[Any], where: Path) -> list[Any]:
             indegree[node.id] += 1
             children[dep].append(node.id)
     position = {node.id: i for i, node in enumerate(nodes)}
-    import heapq
-
     ready = [(position[i], i) for i, d in indegree.items() if d == 0]
     heapq.heapify(ready)
     order = []
@@ -152,8 +152,6 @@ def _convert_rank(nodes: list[Any], n_ranks: int, where: Path, algorithm: str | 
 
 
 def _with_deps(op: Op, deps: tuple[int, ...]) -> Op:
-    import dataclasses
-
     return dataclasses.replace(op, deps=deps)
 
 
@@ -211,7 +209,7 @@ def _rank_files(path: Path) -> list[Path]:
         match = _ET_NAME.match(path.name)
         if not match:
             return [path]
-        files = sorted(path.parent.glob(f"{glob_escape(match['prefix'])}.*.et"))
+        files = sorted(path.parent.glob(f"{_glob_escape(match['prefix'])}.*.et"))
     else:
         raise WorkloadError(f"{path}: no such file or directory")
     by_rank: dict[int, Path] = {}
@@ -230,7 +228,7 @@ def _rank_files(path: Path) -> list[Path]:
     return [by_rank[r] for r in range(len(by_rank))]
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 

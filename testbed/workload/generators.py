@@ -277,7 +277,7 @@ def moe(n_ranks: int = 8, iterations: int = 2, layers: int = 32, hidden: int = 4
 
     Defaults: Mixtral 8x7B [MIXTRAL] with one expert per rank (8 ranks), T = 4096
     tokens per rank per step, bf16: 67,108,864 bytes per all-to-all; 400 TFLOP/s
-    per H100 [LLAMA3]: 0.84 ms attention and 7.4 ms experts per layer forward.
+    per H100 [LLAMA3]: 0.86 ms attention and 7.2 ms experts per layer forward.
     Not modelled: the data-parallel all-reduce of the non-expert gradients.
     """
     g = "moe"

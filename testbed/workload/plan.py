@@ -371,20 +371,33 @@ def load_plan(path: str | os.PathLike) -> Plan:
 def load_rank_plan(path: str | os.PathLike, rank: int) -> tuple[dict[str, Any], RankPlan]:
     """Read only the header and one rank of a plan file (what a replay agent needs).
 
-    Checks that rank alone; cross-rank consistency is what :func:`load_plan` (and
-    ``expand``) check, and the agents make sure they all hold the same file.
+    The file is streamed, so memory does not grow with the other ranks. Checks that
+    rank alone; cross-rank consistency is what :func:`load_plan` (and ``expand``)
+    check, and the agents make sure in their handshake that they hold the same file.
     """
-    lines = _plan_lines(path)
     try:
-        if not lines:
-            raise WorkloadError("empty plan file")
-        header = _check_header(_parse_line(path, lines, 0))
-        if len(lines) != header["n_ranks"] + 1:
-            raise WorkloadError(f"{len(lines) - 1} rank lines but n_ranks is {header['n_ranks']}")
-        if not 0 <= rank < header["n_ranks"]:
-            raise WorkloadError(f"rank {rank} is not a rank of the plan (0..{header['n_ranks'] - 1})")
-        rp = _rank_from_dict(rank, _parse_line(path, lines, rank + 1))
+        with open(path, encoding="utf-8") as stream:
+            lines = [stream.readline()]
+            if not lines[0].strip():
+                raise WorkloadError("empty plan file")
+            header = _check_header(_parse_line(path, lines, 0))
+            if not 0 <= rank < header["n_ranks"]:
+                raise WorkloadError(f"rank {rank} is not a rank of the plan (0..{header['n_ranks'] - 1})")
+            count = 0
+            for index, line in enumerate(stream):
+                count += 1
+                if index == rank:
+                    lines.append(line)
+        if count != header["n_ranks"]:
+            raise WorkloadError(f"{count} rank lines but n_ranks is {header['n_ranks']}")
+        try:
+            record = parse_json_strict(lines[1])
+        except ValueError as exc:
+            raise WorkloadError(f"line {rank + 2}: not valid JSON: {exc}") from exc
+        rp = _rank_from_dict(rank, record)
         _validate_rank(rp, rank, header["n_ranks"])
         return header, rp
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{path}: cannot read plan: {exc}") from exc
     except WorkloadError as exc:
         raise WorkloadError(f"{path}: {exc}") from exc

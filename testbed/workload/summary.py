@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .errors import WorkloadError
 from .ideal import PathValue, ideal_time_s, simulate
@@ -26,9 +25,10 @@ from .plan import Plan
 RECORD_TYPES = ("run", "collective", "p2p", "compute", "iteration", "transfer")
 
 
-@dataclass(frozen=True)
-class Summary:
-    collectives: Any  # pandas.DataFrame
+class Summary(NamedTuple):
+    """pandas DataFrames; unpacks as ``collectives, iterations, transfers``."""
+
+    collectives: Any
     iterations: Any
     transfers: Any
 
