@@ -1,5 +1,6 @@
 """Expansion into point-to-point schedules, byte totals, ideal times, plan files."""
 
+import hashlib
 import json
 import math
 
@@ -109,8 +110,9 @@ def test_plan_file_round_trip_and_strictness(tmp_path):
     path = tmp_path / "plan.jsonl"
     save_plan(plan, path)
     assert load_plan(path) == plan
-    header, rank1 = load_rank_plan(path, 1)
+    header, rank1, sha256 = load_rank_plan(path, 1)
     assert rank1 == plan.ranks[1] and header["seed"] == 7 and header["n_ranks"] == 3
+    assert sha256 == hashlib.sha256(path.read_bytes()).digest()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 1 + 3 and lines[2]["bytes_sent"] == plan.ranks[1].bytes_sent
 
@@ -129,6 +131,6 @@ def test_plan_file_round_trip_and_strictness(tmp_path):
         load_plan(path)
     with pytest.raises(WorkloadError, match="unknown keys"):
         load_rank_plan(path, 1)
-    assert load_rank_plan(path, 2)[1] == plan.ranks[2]  # an agent reads only its own rank
+    assert load_rank_plan(path, 2).rank_plan == plan.ranks[2]  # an agent reads only its own rank
     with pytest.raises(WorkloadError, match="rank 3 is not a rank"):
         load_rank_plan(path, 3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -61,17 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out.parent.is_dir():
             raise AgentError(EXIT_CONFIG, f"--out: directory {args.out.parent} does not exist")
         try:
-            plan_bytes = args.plan.read_bytes()
-            header, rank_plan = load_rank_plan(args.plan, rank)
-        except OSError as exc:
-            raise AgentError(EXIT_CONFIG, f"{args.plan}: cannot read the plan: {exc}") from exc
+            header, rank_plan, plan_sha256 = load_rank_plan(args.plan, rank)
         except WorkloadError as exc:
             raise AgentError(EXIT_CONFIG, f"--rank {rank}: {exc}") from exc
         try:
             listen = parse_address(args.listen)
         except ValueError as exc:
             raise AgentError(EXIT_CONFIG, f"--listen: {exc}") from exc
-        agent = Agent(rank_plan, header["n_ranks"], header["seed"], hashlib.sha256(plan_bytes).digest(), listen,
+        agent = Agent(rank_plan, header["n_ranks"], header["seed"], plan_sha256, listen,
                       _load_peers(args.peers), args.timeout_s, args.connect_timeout_s or args.timeout_s,
                       args.start_at)
     except AgentError as exc:

@@ -16,13 +16,14 @@ Each rank carries its byte totals.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .errors import WorkloadError
 from .jsonl import parse_json_strict, write_text_atomic
@@ -368,35 +369,48 @@ def load_plan(path: str | os.PathLike) -> Plan:
         raise WorkloadError(f"{path}: {exc}") from exc
 
 
-def load_rank_plan(path: str | os.PathLike, rank: int) -> tuple[dict[str, Any], RankPlan]:
+class RankPlanFile(NamedTuple):
+    """What :func:`load_rank_plan` returns: the header, one rank, the file's SHA-256."""
+
+    header: dict[str, Any]
+    rank_plan: RankPlan
+    sha256: bytes
+
+
+def load_rank_plan(path: str | os.PathLike, rank: int) -> RankPlanFile:
     """Read only the header and one rank of a plan file (what a replay agent needs).
 
-    The file is streamed, so memory does not grow with the other ranks. Checks that
-    rank alone; cross-rank consistency is what :func:`load_plan` (and ``expand``)
-    check, and the agents make sure in their handshake that they hold the same file.
+    One streaming pass that also hashes the whole file, so memory does not grow with
+    the other ranks. Checks that rank alone; cross-rank consistency is what
+    :func:`load_plan` (and ``expand``) check, and the agents compare the file hashes
+    in their handshake.
     """
+    digest = hashlib.sha256()
+    wanted = None
     try:
-        with open(path, encoding="utf-8") as stream:
-            lines = [stream.readline()]
-            if not lines[0].strip():
+        with open(path, "rb") as stream:
+            first = stream.readline()
+            digest.update(first)
+            if not first.strip():
                 raise WorkloadError("empty plan file")
-            header = _check_header(_parse_line(path, lines, 0))
+            header = _check_header(_parse_line(path, [first.decode("utf-8")], 0))
             if not 0 <= rank < header["n_ranks"]:
                 raise WorkloadError(f"rank {rank} is not a rank of the plan (0..{header['n_ranks'] - 1})")
             count = 0
             for index, line in enumerate(stream):
+                digest.update(line)
                 count += 1
                 if index == rank:
-                    lines.append(line)
-        if count != header["n_ranks"]:
+                    wanted = line
+        if count != header["n_ranks"] or wanted is None:
             raise WorkloadError(f"{count} rank lines but n_ranks is {header['n_ranks']}")
         try:
-            record = parse_json_strict(lines[1])
+            record = parse_json_strict(wanted.decode("utf-8"))
         except ValueError as exc:
             raise WorkloadError(f"line {rank + 2}: not valid JSON: {exc}") from exc
         rp = _rank_from_dict(rank, record)
         _validate_rank(rp, rank, header["n_ranks"])
-        return header, rp
+        return RankPlanFile(header, rp, digest.digest())
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{path}: cannot read plan: {exc}") from exc
     except WorkloadError as exc:
