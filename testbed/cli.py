@@ -81,12 +81,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="experiment spec (TOML), e.g. experiments/default.toml")
     p.add_argument("--results", type=Path, default=None, help="results root (default: the spec's output_dir)")
+    p.add_argument("--cli", action="store_true",
+                   help="open an interactive shell into each algorithm's network while it replays")
 
 
 def _run(args: argparse.Namespace) -> int:
     from .runner import run_experiment
     from .spec import load_spec
-    run_experiment(load_spec(args.spec), results_root=args.results)
+    run_experiment(load_spec(args.spec), results_root=args.results, cli=args.cli)
     return 0
 
 

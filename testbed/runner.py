@@ -103,7 +103,34 @@ def _step_of(t_s: np.ndarray, timeline: LinkTimeline) -> np.ndarray:
     return np.clip(np.searchsorted(timeline.times_s, t_s, side="right") - 1, 0, timeline.n_steps - 1)
 
 
-def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, log=print) -> dict:
+def _run_with_shell(emu: Emulation, clock, on_step, start_unix: float):
+    """The clock in a background thread, the interactive shell in the foreground."""
+    import threading
+
+    from .shell import EmulationShell
+    result: dict = {}
+
+    def replay():
+        try:
+            result["records"] = clock.run(on_step=on_step, start_unix=start_unix)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread below
+            result["error"] = e
+
+    th = threading.Thread(target=replay, name="clock", daemon=True)
+    th.start()
+
+    def link_state():
+        up, delay = clock._applied_up, clock._applied_delay_s
+        return {lk.link_id: (bool(up[lk.link_id]), float(delay[lk.link_id])) for lk in emu.plan.links}
+    EmulationShell(emu, link_state).cmdloop()
+    th.join()
+    if "error" in result:
+        raise result["error"]
+    return result["records"]
+
+
+def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, log=print,
+                  cli: bool = False) -> dict:
     """One algorithm on the scenario; writes its tables into ``run_dir/<label>/``."""
     from tqdm import tqdm
 
@@ -135,7 +162,10 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
                 if msg:
                     raise RunFailed(f"workload {label}: {msg}")
         try:
-            records = clock.run(on_step=on_step, start_unix=start_unix)
+            if cli:
+                records = _run_with_shell(emu, clock, on_step, start_unix)
+            else:
+                records = clock.run(on_step=on_step, start_unix=start_unix)
         finally:
             bar.close()
         end_unix = time.time()
@@ -232,7 +262,7 @@ def _controller_tables(path: Path, plan: NetworkPlan, start_unix: float, tl: Lin
             pd.DataFrame(util, columns=["t_s", "a", "b", "utilisation"]))
 
 
-def run_experiment(spec, results_root: Path | None = None, log=print) -> Path:
+def run_experiment(spec, results_root: Path | None = None, log=print, cli: bool = False) -> Path:
     """Runs every algorithm of ``spec``; returns the run folder."""
     from .tracking import RunLock
 
@@ -259,7 +289,7 @@ def run_experiment(spec, results_root: Path | None = None, log=print) -> Path:
         run_dir.write_json("manifest.json", manifest)
         summary = {"algorithms": {}}
         for alg in spec.algorithms:
-            summary["algorithms"][alg.label] = run_algorithm(spec, alg, sc, run_dir, backend, caps, log)
+            summary["algorithms"][alg.label] = run_algorithm(spec, alg, sc, run_dir, backend, caps, log, cli=cli)
             run_dir.write_json("summary.json", summary)
         run_dir.complete()
     try:

@@ -76,3 +76,14 @@ def test_sigint_mid_run_cleans_up_and_marks_the_folder_incomplete(tmp_path):
     runs = list((tmp_path / "default").iterdir())
     assert len(runs) == 1 and (runs[0] / "INCOMPLETE").exists()
     assert not (runs[0] / "report.md").exists()
+
+
+def test_cli_shell_explores_the_running_network(testbed_cli, tmp_path):
+    spec = REPO / "tests" / "specs" / "tiny.toml"
+    r = testbed_cli("run", str(spec), "--cli", "--results", str(tmp_path),
+                    input="nodes\nc_unknown\npingall\nexit\n", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "hosts:" in r.stdout and "*** unknown command or host: c_unknown" in r.stdout
+    assert "*** 0/12 lost" in r.stdout
+    run = next((tmp_path / "tiny").iterdir())
+    assert not (run / "INCOMPLETE").exists()
