@@ -33,6 +33,7 @@ EXIT_CONNECT = 5  # could not connect, or a peer went away early
 
 RECV_BUFFER_BYTES = 256 * 1024
 POLL_S = 0.1
+HANDSHAKE_S = 5.0
 
 
 class AgentError(Exception):
@@ -141,7 +142,8 @@ class Agent:
 
     # -- connections ------------------------------------------------------------------
     def _handshake(self, sock: socket.socket, expect_src: int | None, deadline: float) -> int:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        # bounded, so a stray idle connection cannot hold up the accept loop
+        sock.settimeout(max(0.05, min(HANDSHAKE_S, deadline - time.monotonic())))
         if expect_src is not None:  # we connected: speak first
             sock.sendall(Hello(PROTOCOL_VERSION, self.rank, expect_src, self.plan_sha256).pack())
         raw = recv_exact(sock, HELLO.size)
