@@ -2,7 +2,8 @@
 
 import pytest
 
-from testbed.workload import GENERATORS, Collective, Compute, Recv, Send, WorkloadError, expand
+from testbed.workload import (GENERATORS, Collective, Compute, Recv, Send, WorkloadError, expand, read_jsonl,
+                              write_jsonl)
 from testbed.workload.generators import (ACHIEVED_TRAIN_FLOPS, ddp_buckets, pipeline_order)
 
 MIB = 1024 * 1024
@@ -103,8 +104,11 @@ def test_bad_parameters_name_the_parameter(name, params, words):
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_generators_expand(name):
+def test_generators_expand_and_round_trip(name, tmp_path):
     params = {"ddp": {"n_params": 1e7}, "moe": {"layers": 2}, "pipeline": {"micro_batches": 4},
               "tp_decode": {"iterations": 2}}[name]
-    plan = expand(GENERATORS[name](**params))
-    assert plan.n_ranks == GENERATORS[name](**params).n_ranks
+    workload = GENERATORS[name](**params)
+    assert workload.meta["source"] == f"generator:{name}" and workload.meta["parameters"]
+    assert expand(workload).n_ranks == workload.n_ranks
+    write_jsonl(workload, tmp_path / "w.jsonl")
+    assert read_jsonl(tmp_path / "w.jsonl") == workload

@@ -144,7 +144,6 @@ class Recv(_OpBase):
 
 Op = Union[Compute, Collective, Send, Recv]
 OP_TYPES: dict[str, type] = {cls.type: cls for cls in (Compute, Collective, Send, Recv)}
-COMM_TYPES = ("collective", "send", "recv")
 
 
 @dataclass(frozen=True)
