@@ -1,0 +1,179 @@
+"""Open-loop replay of a pcap between the testbed's hosts (packet-level experiments).
+
+Every IPv4 address seen in the capture is mapped to a testbed host (in order of first
+appearance onto the given hosts, or by an explicit map); packets are rewritten (IP and
+Ethernet addresses, checksums recomputed) and sent from their new source host at their
+original relative times (open loop: nothing waits for replies). Each packet carries its
+index in the IP ID field so a receiver can match it. Receivers record what arrives.
+
+Inside a host namespace the sender and the receiver run as::
+
+    python -m testbed.pcapreplay send FILE.pcap --map MAP.json --host NAME --start-at T --out SENT.csv
+    python -m testbed.pcapreplay recv --host NAME --duration-s D --out RECV.csv
+
+and :func:`replay` drives both for a running :class:`~testbed.emulation.Emulation`, then
+returns one row per packet: sent time, received time (NaN = lost), one-way delay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+SO_TIMESTAMPNS = 35
+
+
+def address_map(pcap: Path, hosts: Sequence[str]) -> dict[str, str]:
+    """pcap IPv4 address -> host name, by first appearance, cycling over ``hosts``."""
+    from scapy.all import IP, PcapReader
+    out: dict[str, str] = {}
+    with PcapReader(str(pcap)) as reader:
+        for pkt in reader:
+            if IP in pkt:
+                for addr in (pkt[IP].src, pkt[IP].dst):
+                    if addr not in out:
+                        out[addr] = hosts[len(out) % len(hosts)]
+    if not out:
+        raise ValueError(f"{pcap}: no IPv4 packets to replay")
+    return out
+
+
+def _send(args) -> int:
+    from scapy.all import IP, PcapReader, Ether
+    info = json.loads(Path(args.map).read_text())      # {"addr": {pcap ip: host}, "hosts": {host: [ip, mac]}}
+    me = args.host
+    frames, times = [], []
+    t_first = None
+    with PcapReader(str(args.pcap)) as reader:
+        for index, pkt in enumerate(reader):
+            if IP not in pkt:
+                continue
+            t_first = float(pkt.time) if t_first is None else t_first
+            src_host = info["addr"][pkt[IP].src]
+            dst_host = info["addr"][pkt[IP].dst]
+            if src_host != me or dst_host == me:
+                continue
+            ip = pkt[IP].copy()
+            ip.src, ip.dst = info["hosts"][src_host][0], info["hosts"][dst_host][0]
+            ip.id = index & 0xFFFF
+            del ip.chksum
+            if hasattr(ip.payload, "chksum"):
+                del ip.payload.chksum
+            frame = Ether(src=info["hosts"][src_host][1], dst=info["hosts"][dst_host][1]) / ip
+            frames.append((index, dst_host, bytes(frame)))
+            times.append(float(pkt.time) - t_first)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("eth0", 0))
+    rows = []
+    while time.time() < args.start_at:
+        time.sleep(min(0.01, args.start_at - time.time()))
+    for (index, dst, frame), dt in zip(frames, times):
+        due = args.start_at + dt
+        wait = due - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        t = time.time()
+        sock.send(frame)
+        rows.append((index, me, dst, len(frame), t))
+    pd.DataFrame(rows, columns=["index", "src", "dst", "size_bytes", "t_sent"]).to_csv(args.out, index=False)
+    return 0
+
+
+def _recv(args) -> int:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    sock.bind(("eth0", 0))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)   # kernel receive time, not read time
+    sock.settimeout(0.2)
+    deadline = time.time() + args.duration_s
+    with open(args.out + ".tmp", "w") as f:
+        f.write("index,src_ip,t_recv\n")
+        while time.time() < deadline:
+            try:
+                data, anc, _flags, addr = sock.recvmsg(65535, 64)
+            except socket.timeout:
+                continue
+            if addr[2] == socket.PACKET_OUTGOING or len(data) < 34:
+                continue
+            t_recv = time.time()
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    t_recv = sec + nsec * 1e-9
+            ident = int.from_bytes(data[18:20], "big")
+            src = socket.inet_ntoa(data[26:30])
+            f.write(f"{ident},{src},{t_recv:.9f}\n")
+    Path(args.out + ".tmp").replace(args.out)
+    return 0
+
+
+def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float = 1.0,
+           tail_s: float = 2.0) -> pd.DataFrame:
+    """Replays ``pcap`` among ``hosts`` of a running emulation; one row per packet sent."""
+    from scapy.all import PcapReader
+
+    from .tracking import Spawned
+    workdir.mkdir(parents=True, exist_ok=True)
+    amap = address_map(pcap, hosts)
+    used = sorted(set(amap.values()))
+    info = {"addr": amap, "hosts": {h: [emu.host(h).ip, emu.host(h).mac] for h in used}}
+    (workdir / "map.json").write_text(json.dumps(info, indent=1))
+    with PcapReader(str(pcap)) as reader:
+        stamps = [float(p.time) for p in reader]
+    span_s = (max(stamps) - min(stamps)) if stamps else 0.0
+    start_at = time.time() + lead_s
+    procs = []
+    for h in used:
+        procs.append(Spawned([sys.executable, "-m", "testbed.pcapreplay", "recv", "--host", h,
+                              "--duration-s", f"{lead_s + span_s + tail_s:.3f}", "--out", str(workdir / f"recv-{h}.csv")],
+                             role="pcap-recv", netns=emu.host(h).netns))
+    for h in used:
+        procs.append(Spawned([sys.executable, "-m", "testbed.pcapreplay", "send", str(pcap), "--map",
+                              str(workdir / "map.json"), "--host", h, "--start-at", f"{start_at:.6f}",
+                              "--out", str(workdir / f"sent-{h}.csv")], role="pcap-send", netns=emu.host(h).netns))
+    try:
+        for p in procs:
+            if p.popen.wait(timeout=lead_s + span_s + tail_s + 60) != 0:
+                raise RuntimeError(f"{p.role} exited with {p.popen.returncode}")
+    finally:
+        for p in procs:
+            p.stop()
+    sent = pd.concat([pd.read_csv(workdir / f"sent-{h}.csv") for h in used], ignore_index=True)
+    recv = pd.concat([pd.read_csv(workdir / f"recv-{h}.csv").assign(dst=h) for h in used], ignore_index=True)
+    ip_of = {h: v[0] for h, v in info["hosts"].items()}
+    sent["src_ip"] = sent["src"].map(ip_of)
+    sent["id"] = sent["index"] & 0xFFFF
+    recv = recv.rename(columns={"index": "id"}).drop_duplicates(["id", "src_ip", "dst"])
+    out = sent.merge(recv, on=["id", "src_ip", "dst"], how="left")
+    out["one_way_s"] = out["t_recv"] - out["t_sent"]
+    return out[["index", "src", "dst", "size_bytes", "t_sent", "t_recv", "one_way_s"]].sort_values("index")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m testbed.pcapreplay")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("send")
+    s.add_argument("pcap", type=Path)
+    s.add_argument("--map", required=True)
+    s.add_argument("--host", required=True)
+    s.add_argument("--start-at", type=float, required=True)
+    s.add_argument("--out", required=True)
+    r = sub.add_parser("recv")
+    r.add_argument("--host", required=True)
+    r.add_argument("--duration-s", type=float, required=True)
+    r.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    return _send(args) if args.cmd == "send" else _recv(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
