@@ -166,6 +166,7 @@ class Network:
     # ------------------------------------------------------------ tear-down
     def teardown(self) -> None:
         t = time.perf_counter()
+        self.timings_s["teardown_stages"] = stages = {}
         if self._built_bridges:
             for i in range(0, len(self._built_bridges), OVS_CHUNK):
                 args = []
@@ -173,7 +174,9 @@ class Network:
                     args += ["--", "--if-exists", "del-br", br]
                 subprocess.run(["ovs-vsctl", "--timeout=120", *args[1:]], capture_output=True)
             self._built_bridges = []
+        stages["bridges"] = time.perf_counter() - t
         self.backend.close()
+        stages["links"] = time.perf_counter() - t - stages["bridges"]
         if self._netns:
             # Delete the root-side veth ends first: a namespace can outlive its name while
             # the kernel still holds a reference, and its veth pair with it.
