@@ -153,8 +153,10 @@ class RoutingApp(app_manager.OSKenApp):
             dp = self.datapaths.get(node)
             if dp is None:
                 continue
+            before = self.installed.get(node, SwitchTable()).rules
             for op, item in sdiff.operations():
-                dp.send_msg(self._message(dp, op, item))
+                for msg in self._messages_with_hairpin(dp, node, op, item, before.get(getattr(item, "ipv4_dst", None))):
+                    dp.send_msg(msg)
             waits.append(self._barrier(node, dp))
             self.installed[node] = self.session.table.get(node, SwitchTable())
         timeout = False
@@ -177,6 +179,43 @@ class RoutingApp(app_manager.OSKenApp):
         waiter = self.pending_barriers.pop((node, ev.msg.xid), None)
         if waiter is not None:
             waiter.set()
+
+    def _neighbour_port(self, node, rule):
+        """The output port of a single-path rule toward a neighbour switch, else None."""
+        if rule is None or not isinstance(rule.action, OutputAction):
+            return None
+        host = self.session.hosts.get(rule.ipv4_dst)
+        if host is not None and host.switch == node:
+            return None                      # local delivery to the host
+        return rule.action.port
+
+    def _messages_with_hairpin(self, dp, node, op, item, old_rule):
+        """The flow mod for ``item`` plus its hairpin companion.
+
+        OpenFlow drops a packet whose output port is the port it came in on. While a
+        route change reaches the switches one by one, a packet can arrive from the very
+        neighbour this switch now forwards to (that neighbour still had the old route);
+        a companion rule one priority higher (in_port = next hop, same destination ->
+        output IN_PORT) sends it back, where the new route takes it on. Loop-free
+        routes never use it in steady state. Single-path rules only.
+        """
+        if op not in (Op.FLOW_ADD, Op.FLOW_MODIFY, Op.FLOW_DELETE):
+            return [self._message(dp, op, item)]
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        msgs = []
+        old_port = self._neighbour_port(node, old_rule) if op != Op.FLOW_ADD else None
+        if old_port is not None:
+            match = parser.OFPMatch(in_port=old_port, eth_type=0x0800, ipv4_dst=item.ipv4_dst)
+            msgs.append(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE_STRICT, priority=old_rule.priority + 1,
+                                          match=match, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+        msgs.append(self._message(dp, op, item))
+        new_port = self._neighbour_port(node, item) if op != Op.FLOW_DELETE else None
+        if new_port is not None:
+            match = parser.OFPMatch(in_port=new_port, eth_type=0x0800, ipv4_dst=item.ipv4_dst)
+            inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(ofp.OFPP_IN_PORT)])]
+            msgs.append(parser.OFPFlowMod(dp, command=ofp.OFPFC_ADD, priority=item.priority + 1, match=match,
+                                          instructions=inst))
+        return msgs
 
     @staticmethod
     def _message(dp, op, item):
