@@ -38,11 +38,14 @@ fi
 stamp=".venv/.deps-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     say "installing Python dependencies into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip </dev/null
-    .venv/bin/python -m pip install -q -e '.[dev]' </dev/null
+    # (sed drops pip's notes about configured package folders this machine may not have;
+    # pipefail keeps pip's own exit status)
+    .venv/bin/python -m pip install -q --upgrade pip </dev/null 2>&1 | sed '/^WARNING: Location/d'
+    .venv/bin/python -m pip install -q -e '.[dev]' </dev/null 2>&1 | sed '/^WARNING: Location/d' \
+        | sed '/BuildBackendWarning\|^  !!\|^ *\*\*\*\|^ *$\|Please be careful\|name as your package\|with strategy, WheelFile/d' 
     # mlc-chakra reads Chakra execution traces; its declared dependencies are not needed
     # for reading them, so it is installed without them (protobuf comes from pyproject).
-    .venv/bin/python -m pip install -q --no-deps 'mlc-chakra==1.0.0' </dev/null
+    .venv/bin/python -m pip install -q --no-deps 'mlc-chakra==1.0.0' </dev/null 2>&1 | sed '/^WARNING: Location/d' 
     rm -f .venv/.deps-*
     touch "$stamp"
 fi
