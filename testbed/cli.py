@@ -173,6 +173,7 @@ def _raise_interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM behaves like Ctrl-C: every `finally` runs and the network is torn down.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `testbed check x | head` ends quietly
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)

@@ -144,27 +144,30 @@ class Emulation:
         proc.stop()
         return parse_ping(out)
 
-    def iperf3(self, src: str, dst: str, duration_s: float = 5.0, omit_s: float = 1.0) -> dict:
-        """A real iperf3 TCP test from ``src`` to ``dst``; returns iperf3's JSON."""
+    def iperf3(self, src: str, dst: str, duration_s: float = 5.0, omit_s: float = 1.0, port: int = 5201,
+               rate_bps: float | None = None) -> dict:
+        """A real iperf3 TCP test from ``src`` to ``dst`` (at most ``rate_bps`` if given); iperf3's JSON."""
         s, d = self.host(src), self.host(dst)
-        server = Spawned(["iperf3", "-s", "-1", "-B", d.ip], role="iperf3-server", netns=d.netns,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = Spawned(["iperf3", "-s", "-1", "-B", d.ip, "-p", str(port)], role="iperf3-server",
+                         netns=d.netns, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
-                r = subprocess.run(["ip", "netns", "exec", d.netns, "ss", "-ltnH", f"src {d.ip}:5201"],
+                r = subprocess.run(["ip", "netns", "exec", d.netns, "ss", "-ltnH", f"src {d.ip}:{port}"],
                                    capture_output=True, text=True)
                 if r.stdout.strip():
                     break
                 time.sleep(0.05)
-            r = run_tracked(["iperf3", "-c", d.ip, "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-J"],
-                            "iperf3-client", netns=s.netns, timeout_s=duration_s + omit_s + 30)
+            argv = ["iperf3", "-c", d.ip, "-p", str(port), "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-J"]
+            if rate_bps is not None:
+                argv += ["-b", f"{int(rate_bps)}"]
+            r = run_tracked(argv, "iperf3-client", netns=s.netns, timeout_s=duration_s + omit_s + 30)
             try:
                 out = json.loads(r.stdout)
             except ValueError:
                 raise RunFailed(f"iperf3 produced no result: {r.stderr.strip() or r.stdout.strip()[-200:]}") from None
             if "error" in out:
-                raise RunFailed(f"iperf3: {out['error']}")
+                raise RunFailed(f"iperf3 {src}->{dst}: {out['error']}")
             return out
         finally:
             server.stop()

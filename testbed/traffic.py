@@ -29,7 +29,7 @@ import pandas as pd
 
 from .emulation import Emulation, parse_ping
 from .errors import RunFailed, TestbedError
-from .tracking import Spawned, run_tracked
+from .tracking import Spawned
 
 AGENT_PORT = 7000
 AGENT_EXIT = {2: "bad plan or peers", 3: "a transfer failed verification (bytes lost or corrupted)",
@@ -170,20 +170,10 @@ class BackgroundFlows:
             self._threads.append(th)
 
     def _run(self, i, src, dst, rate_bps, duration_s) -> None:
-        port = 5201 + i
-        s, d = self.emu.host(src), self.emu.host(dst)
-        server = Spawned(["iperf3", "-s", "-1", "-B", d.ip, "-p", str(port)], role="iperf3-server",
-                         netns=d.netns, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            time.sleep(0.3)
-            r = run_tracked(["iperf3", "-c", d.ip, "-p", str(port), "-b", f"{int(rate_bps)}",
-                             "-t", f"{duration_s:g}", "-J"], "iperf3-client", netns=s.netns,
-                            timeout_s=duration_s + 30)
-            out: dict | Exception = json.loads(r.stdout) if r.stdout.strip() else RunFailed(r.stderr.strip())
-        except (ValueError, TestbedError) as e:
+            out: dict | Exception = self.emu.iperf3(src, dst, duration_s, omit_s=0, port=5201 + i, rate_bps=rate_bps)
+        except TestbedError as e:
             out = e
-        finally:
-            server.stop()
         with self._lock:
             self.results.append((src, dst, out))
 

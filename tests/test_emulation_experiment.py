@@ -87,3 +87,6 @@ def test_cli_shell_explores_the_running_network(testbed_cli, tmp_path):
     assert "*** 0/12 lost" in r.stdout
     run = next((tmp_path / "tiny").iterdir())
     assert not (run / "INCOMPLETE").exists()
+    # The background flow ran at its scaled rate: 50 Gbit/s x 1e-4 = 5 Mbit/s.
+    thr = pd.read_parquet(run / "min_delay" / "throughput.parquet")
+    assert len(thr) >= 2 and thr["bps"].median() == pytest.approx(5e6, rel=0.1)
