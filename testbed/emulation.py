@@ -10,6 +10,7 @@ is torn down. Helpers run real tools inside the host namespaces.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import time
@@ -132,10 +133,15 @@ class Emulation:
                         "ping", netns=s.netns, timeout_s=count * interval_s + timeout_s + 10)
         return parse_ping(r.stdout)
 
-    def start_ping(self, src: str, dst: str, count: int, interval_s: float = 0.01) -> Spawned:
-        """A ping running in the background (collect with :meth:`finish_ping`)."""
+    def start_ping(self, src: str, dst: str, count: int, interval_s: float = 0.01,
+                   deadline_s: float | None = None) -> Spawned:
+        """A ping running in the background (collect with :meth:`finish_ping`).
+
+        ``deadline_s`` bounds it in time too (ping -w): ping sends more slowly than
+        ``interval_s`` asks when replies take about as long as the interval."""
         s, d = self.host(src), self.host(dst)
-        return Spawned(["ping", "-n", "-D", "-c", str(count), "-i", f"{interval_s:g}", "-W", "1", d.ip],
+        bound = ["-w", str(max(1, math.ceil(deadline_s)))] if deadline_s else []
+        return Spawned(["ping", "-n", "-D", "-c", str(count), "-i", f"{interval_s:g}", "-W", "1", *bound, d.ip],
                        role="ping", netns=s.netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     @staticmethod

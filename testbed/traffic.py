@@ -16,6 +16,7 @@ and is ended when the run ends. Results are read back as tables:
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -117,7 +118,8 @@ class ProbeMesh:
         self.probes = []
         count = max(1, int(duration_s * rate_hz))
         for src, dst in pairs:
-            self.probes.append(_Probe(src, dst, emu.start_ping(src, dst, count=count, interval_s=1.0 / rate_hz)))
+            self.probes.append(_Probe(src, dst, emu.start_ping(src, dst, count=count, interval_s=1.0 / rate_hz,
+                                                               deadline_s=duration_s + 1.0)))
 
     def collect(self, timeout_s: float = 60.0) -> pd.DataFrame:
         """Rows: t_unix (send), src, dst, seq, rtt_s (NaN for requests with no reply)."""
@@ -126,8 +128,8 @@ class ProbeMesh:
             try:
                 out, _ = p.proc.popen.communicate(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                p.proc.stop()
-                out, _ = p.proc.popen.communicate()
+                p.proc.popen.send_signal(signal.SIGINT)   # ping prints its statistics on SIGINT
+                out, _ = p.proc.popen.communicate(timeout=10)
             p.proc.stop()
             res = parse_ping(out)
             sent = res.sent_unix_s()
