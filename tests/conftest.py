@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(config, items):
         return
     problem = _emulation_problem()
     if problem is None:
+        # Start from a clean machine: remove what an earlier crashed run left (only the
+        # testbed's own marked objects; skipped while a live run holds the lock).
+        from testbed.clean import clean
+        from testbed.errors import EnvironmentProblem
+        try:
+            clean()
+        except EnvironmentProblem:
+            pass
         return
     if os.environ.get("CI"):
         raise pytest.UsageError(f"emulation tests cannot run in CI: {problem}")
