@@ -58,6 +58,16 @@ def our_netns() -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name.startswith(NETNS_PREFIX)) if d.is_dir() else []
 
 
+def inventory() -> CleanReport:
+    """Everything carrying the testbed's marks that exists right now (nothing is removed)."""
+    r = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=csv", "--no-headings",
+                        "--columns=name,external_ids", "list", "Bridge"], capture_output=True, text=True)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return CleanReport(processes=[f"{p.role}[{p.pid}]" for p in recorded_processes() if p.alive()],
+                       bridges=parse_bridge_list(r.stdout) if r.returncode == 0 else [],
+                       netns=our_netns(), interfaces=parse_link_aliases(links))
+
+
 def clean(force: bool = False) -> CleanReport:
     holder = RunLock().held_by_other()
     if holder is not None and not force:
@@ -67,19 +77,15 @@ def clean(force: bool = False) -> CleanReport:
     for tp in recorded_processes():
         if terminate(tp):
             rep.processes.append(f"{tp.role}[{tp.pid}]")
-    r = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=csv", "--no-headings",
-                        "--columns=name,external_ids", "list", "Bridge"], capture_output=True, text=True)
-    if r.returncode == 0:
-        rep.bridges = parse_bridge_list(r.stdout)
+    found = inventory()   # after the processes: a killed delay line takes its taps with it
+    rep.bridges, rep.netns, rep.interfaces = found.bridges, found.netns, found.interfaces
+    if rep.bridges:
         for i in range(0, len(rep.bridges), 200):
             args = []
             for br in rep.bridges[i:i + 200]:
                 args += ["--", "--if-exists", "del-br", br]
             subprocess.run(["ovs-vsctl", "--timeout=60", *args[1:]], capture_output=True)
-    rep.netns = our_netns()
-    links = parse_link_aliases(subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout)
-    rep.interfaces = links
-    lines = [f"link del {i}" for i in links] + [f"netns del {n}" for n in rep.netns]
+    lines = [f"link del {i}" for i in rep.interfaces] + [f"netns del {n}" for n in rep.netns]
     if lines:
         subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
                        capture_output=True, text=True)

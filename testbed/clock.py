@@ -68,10 +68,6 @@ class StepChanges:
     delay_ids: np.ndarray       # links whose delay moved by more than the threshold
     delay_s: np.ndarray         # their new delays
 
-    @property
-    def count(self) -> int:
-        return len(self.down) + len(self.up) + len(self.delay_ids)
-
 
 def step_changes(prev_delay_s: np.ndarray, prev_up: np.ndarray, delay_s: np.ndarray, up: np.ndarray,
                  threshold_s: float) -> StepChanges:

@@ -100,9 +100,3 @@ class Controller:
         if getattr(self, "_log", None):
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> "Controller":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

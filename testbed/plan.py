@@ -76,10 +76,6 @@ class NetworkPlan:
             out[(lk.b, lk.a)] = lk.port_b
         return out
 
-    def link_index(self) -> dict[tuple[int, int], int]:
-        """Canonical (a, b) with a < b -> link_id."""
-        return {(lk.a, lk.b): lk.link_id for lk in self.links}
-
     def host_by_name(self, name: str) -> HostSpec:
         for h in self.hosts:
             if h.name == name:

@@ -77,7 +77,3 @@ class RunDir:
 
     def complete(self) -> None:
         (self.path / INCOMPLETE).unlink(missing_ok=True)
-
-    @property
-    def is_complete(self) -> bool:
-        return not (self.path / INCOMPLETE).exists()

@@ -55,10 +55,7 @@ def testbed_cli():
 
 def leftovers() -> dict[str, list[str]]:
     """Everything the testbed could have left behind (its own marks only)."""
-    from testbed.clean import our_netns, parse_bridge_list, parse_link_aliases
-    from testbed.tracking import recorded_processes
-    br = subprocess.run(["ovs-vsctl", "--format=csv", "--no-headings", "--columns=name,external_ids",
-                         "list", "Bridge"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {"bridges": parse_bridge_list(br), "netns": our_netns(), "interfaces": parse_link_aliases(links),
-            "processes": [f"{p.role}[{p.pid}]" for p in recorded_processes() if p.alive()]}
+    from testbed.clean import inventory
+    found = inventory()
+    return {"bridges": found.bridges, "netns": found.netns, "interfaces": found.interfaces,
+            "processes": found.processes}
