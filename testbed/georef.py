@@ -3,6 +3,9 @@
 For each step, the least-delay path over the links that are up (what ``min_delay``
 routing would use, with no queueing and no switching cost): RTT = 2 x its one-way delay.
 Measured RTTs are compared with this reference in tests and in the results tables.
+
+Also the payload rate a TCP flow can reach on a shaped link: the shaper counts whole
+Ethernet frames, so the no-contention ideal time of a transfer uses the payload share.
 """
 
 from __future__ import annotations
@@ -11,7 +14,16 @@ import networkx as nx
 import numpy as np
 
 from .clock import LinkTimeline
+from .links import MTU_FRAME_BYTES
 from .plan import NetworkPlan
+
+#: TCP payload per full frame: 1500-byte MTU minus IPv4 (20), TCP (20) and timestamp option (12).
+TCP_PAYLOAD_BYTES = 1448
+
+
+def tcp_payload_rate_bps(link_rate_bps: float) -> float:
+    """Highest TCP payload rate in bit/s on a link shaped at ``link_rate_bps`` (frames of 1514 B)."""
+    return link_rate_bps * TCP_PAYLOAD_BYTES / MTU_FRAME_BYTES
 
 
 def geo_rtt_s(plan: NetworkPlan, timeline: LinkTimeline, pairs: list[tuple[int, int]]) -> np.ndarray:

@@ -26,7 +26,7 @@ from . import probe
 from .clock import LinkTimeline
 from .emulation import Emulation
 from .errors import RunFailed
-from .georef import geo_rtt_s
+from .georef import geo_rtt_s, tcp_payload_rate_bps
 from .plan import NetworkPlan
 from .results import RunDir, atomic_write_bytes, git_commit, package_versions
 from .scenario import from_schedule
@@ -223,7 +223,8 @@ def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, sta
 
 
 def _min_rate(plan: NetworkPlan) -> float:
-    return min((lk.rate_bps for lk in plan.links), default=1.0)
+    """TCP payload rate of the slowest link, bit/s: the rate of the no-contention ideal."""
+    return tcp_payload_rate_bps(min((lk.rate_bps for lk in plan.links), default=1.0))
 
 
 def _rank_latency(sc: Scenario, group: AgentGroup) -> dict[tuple[int, int], float]:

@@ -92,7 +92,8 @@ def render(ctx: Context, table: pd.DataFrame, figures: list[FigureSpec],
                 "RTT excess = probe RTT minus the schedule's shortest-path propagation RTT for the "
                 "same pair and time (answered probes); loss = unanswered probes; collective times "
                 "are per collective, from its slowest rank; iteration slowdown = iteration time "
-                "(slowest rank) / no-contention ideal; flow mods = OpenFlow messages sent by the "
+                "(slowest rank) / no-contention ideal (at the TCP payload rate, 1448 of 1514 bytes "
+                "per frame); flow mods = OpenFlow messages sent by the "
                 "controller."]
     else:
         out += ["No metric could be computed: the run recorded none of the tables the metrics "
