@@ -4,7 +4,7 @@ For each size (planes x sats per plane, +Grid torus, 4 compute hosts), builds th
 emulation as a run does: delay line / netem links, host namespaces, all OVS bridges in a
 few transactions, controller connected, rules installed on every switch, then one ping
 between two compute hosts proves it forwards. Reports the phases, the total until
-forwarding, tear-down, and memory (RSS of ovs-vswitchd, controller, delay line).
+forwarding, tear-down, and memory (RSS of the run's ovs-vswitchd daemons, controller, delay line).
 Usage: .venv/bin/python benchmarks/bench_bringup.py [--sizes 6x6 10x10 24x22 72x22]
 """
 
@@ -44,34 +44,35 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def ovs_pid() -> int:
-    return int(Path("/var/run/openvswitch/ovs-vswitchd.pid").read_text())
+def ovs_rss_mb(daemons) -> float:
+    """RSS of the run's ovs-vswitchd processes (private shards), or the machine's daemon's."""
+    return sum(rss_mb(pid) for d in daemons for pid in d.vswitchd_pids())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["6x6", "10x10", "24x22"])
     args = ap.parse_args()
-    print("| satellites | links | links+hosts (s) | OVS bridges (s) | connected + rules (s) | "
+    print("| satellites | links | OVS daemons | links+hosts (s) | OVS bridges (s) | connected + rules (s) | "
           "total to forwarding (s) | tear-down (s) | ovs-vswitchd RSS (MB) | controller RSS (MB) | delay line RSS (MB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         planes, per = map(int, size.split("x"))
         plan = torus(planes, per)
-        base_rss = rss_mb(ovs_pid())
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             emu = Emulation(plan, "min_hop", log_dir=Path(tmp))
             with emu:
                 ping = emu.ping(plan.hosts[0].name, plan.hosts[-1].name, count=3, interval_s=0.2)
                 t_fwd = time.perf_counter() - t0 - (ping.sent * 0.2)
-                mem = (rss_mb(ovs_pid()) - base_rss, rss_mb(emu.controller.proc.pid),
+                mem = (ovs_rss_mb(emu.network.daemons), rss_mb(emu.controller.proc.pid),
                        rss_mb(emu.backend.proc.pid) if getattr(emu.backend, "proc", None) else float("nan"))
                 tm = dict(emu.network.timings_s)
                 ok = ping.received > 0
+                shards = len(emu.network.daemons)
             teardown = emu.network.timings_s.get("teardown", float("nan"))
         built = tm.get("links", 0) + tm.get("hosts", 0)
-        print(f"| {len(plan.switches)} | {len(plan.links)} | {built:.1f} | {tm.get('switches', 0):.1f} | "
+        print(f"| {len(plan.switches)} | {len(plan.links)} | {shards} | {built:.1f} | {tm.get('switches', 0):.1f} | "
               f"{t_fwd - sum(tm.values()):.1f} | {t_fwd:.1f}{'' if ok else ' (no ping reply!)'} | {teardown:.1f} | "
               f"{mem[0]:.0f} | {mem[1]:.0f} | {mem[2]:.0f} |", flush=True)
     return 0

@@ -1,21 +1,25 @@
 """``testbed clean``: remove everything the testbed created, and nothing else.
 
 What counts as ours (see :mod:`testbed.tracking`): processes recorded in the state
-directory whose pid *and* kernel start time still match; OVS bridges carrying
-``external_ids:lmtb-run``; network namespaces named ``lmtb-*``; interfaces whose alias
-is ``lmtb``. Safe to run at any time (it refuses while a live run holds the lock, unless
+directory whose pid *and* kernel start time still match (private Open vSwitch daemons
+among them, with their bridges and their folders under ``STATE_DIR/ovs``); bridges of the
+machine's Open vSwitch carrying ``external_ids:lmtb-run``; network namespaces named
+``lmtb-*``; interfaces whose alias is ``lmtb``. Safe to run at any time (it refuses while a live run holds the lock, unless
 forced), twice in a row, and after a crash or ``kill -9``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EnvironmentProblem
-from .tracking import (IFALIAS, NETNS_PREFIX, OVS_EXTERNAL_ID, RunLock, recorded_processes,
-                       terminate)
+from .links import delete_marked_links, group_members
+from .ovs import SystemOvs, ovs_root
+from .tracking import NETNS_PREFIX, OVS_EXTERNAL_ID, RunLock, recorded_processes, terminate
 
 
 @dataclass
@@ -43,14 +47,7 @@ def parse_bridge_list(csv_text: str) -> list[str]:
 
 def parse_link_aliases(ip_detail: str) -> list[str]:
     """Interfaces with alias ``lmtb`` in ``ip -o link show`` output (one line per interface)."""
-    ours = []
-    for line in ip_detail.splitlines():
-        parts = line.split()
-        if len(parts) < 2 or f"alias {IFALIAS}" not in line:
-            continue
-        if line.rstrip().endswith(f"alias {IFALIAS}"):
-            ours.append(parts[1].rstrip(":").split("@")[0])
-    return ours
+    return group_members(ip_detail)[0]
 
 
 def our_netns() -> list[str]:
@@ -58,14 +55,26 @@ def our_netns() -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name.startswith(NETNS_PREFIX)) if d.is_dir() else []
 
 
+def _bridges(env: dict | None) -> list[str]:
+    r = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=csv", "--no-headings",
+                        "--columns=name,external_ids", "list", "Bridge"], capture_output=True, text=True, env=env)
+    return parse_bridge_list(r.stdout) if r.returncode == 0 else []
+
+
+def private_ovs_dirs() -> list[Path]:
+    root = ovs_root()
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
 def inventory() -> CleanReport:
     """Everything carrying the testbed's marks that exists right now (nothing is removed)."""
-    r = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=csv", "--no-headings",
-                        "--columns=name,external_ids", "list", "Bridge"], capture_output=True, text=True)
+    bridges = _bridges(None)
+    for d in private_ovs_dirs():
+        if (d / "db.sock").exists():
+            bridges += _bridges(dict(os.environ, OVS_RUNDIR=str(d)))
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     return CleanReport(processes=[f"{p.role}[{p.pid}]" for p in recorded_processes() if p.alive()],
-                       bridges=parse_bridge_list(r.stdout) if r.returncode == 0 else [],
-                       netns=our_netns(), interfaces=parse_link_aliases(links))
+                       bridges=bridges, netns=our_netns(), interfaces=parse_link_aliases(links))
 
 
 def clean(force: bool = False) -> CleanReport:
@@ -73,19 +82,20 @@ def clean(force: bool = False) -> CleanReport:
     if holder is not None and not force:
         raise EnvironmentProblem(
             f"a testbed run (pid {holder}) is active; stop it first (Ctrl-C) or use 'testbed clean --force'")
-    rep = CleanReport()
+    found = inventory()
+    rep = CleanReport(bridges=found.bridges, netns=found.netns)
+    # Interfaces first, in one batched deletion: processes that held them then exit fast.
+    rep.interfaces = delete_marked_links()
     for tp in recorded_processes():
-        if terminate(tp):
+        # Private OVS daemons are killed outright: a graceful exit closes ports one by one.
+        if terminate(tp, grace_s=0.0 if tp.role.startswith("ovs") else 2.0):
             rep.processes.append(f"{tp.role}[{tp.pid}]")
-    found = inventory()   # after the processes: a killed delay line takes its taps with it
-    rep.bridges, rep.netns, rep.interfaces = found.bridges, found.netns, found.interfaces
-    if rep.bridges:
-        for i in range(0, len(rep.bridges), 200):
-            args = []
-            for br in rep.bridges[i:i + 200]:
-                args += ["--", "--if-exists", "del-br", br]
-            subprocess.run(["ovs-vsctl", "--timeout=60", *args[1:]], capture_output=True)
-    lines = [f"link del {i}" for i in rep.interfaces] + [f"netns del {n}" for n in rep.netns]
+    for d in private_ovs_dirs():
+        shutil.rmtree(d, ignore_errors=True)
+    SystemOvs().delete_bridges(_bridges(None))
+    rest = parse_link_aliases(subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout)
+    rep.interfaces += rest
+    lines = [f"link del {i}" for i in rest] + [f"netns del {n}" for n in rep.netns]
     if lines:
         subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
                        capture_output=True, text=True)

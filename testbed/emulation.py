@@ -25,7 +25,7 @@ from .feedmsg import state_message_from_plan, topology_message
 from .links import BACKENDS
 from .network import Network
 from .plan import HostSpec, NetworkPlan
-from .tracking import RunLock, Spawned, run_tracked
+from .tracking import RunLock, Spawned, run_tracked, spawn_mark, stop_spawned_after
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ class Emulation:
         self.controller = Controller(algorithm, params or {}, log_dir / "controller.log", of_port=of_port,
                                      stats_log=log_dir / "controller-steps.jsonl", poll_interval_s=poll_interval_s)
         self.backend = BACKENDS[self.backend_name](self.caps)
-        self.network = Network(plan, self.backend, self.datapath, self.controller.of_port, run_id)
+        self.network = Network(plan, self.backend, self.datapath, self.controller.of_port, run_id,
+                               log_dir=log_dir)
         self.initial_reply: dict = {}
+        self._traffic_mark: int | None = None   # processes started after this are traffic
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Emulation":
@@ -79,8 +81,9 @@ class Emulation:
         try:
             self.controller.start()
             self.network.build()
+            self._traffic_mark = spawn_mark()
             self.controller.request(topology_message(self.plan))
-            self.network.wait_connected()
+            self.wait_connected()
             self.initial_reply = self.controller.request(state_message_from_plan(self.plan, 0, 0.0))
             self.wait_installed()
         except BaseException:
@@ -93,6 +96,10 @@ class Emulation:
 
     def close(self) -> None:
         try:
+            if self._traffic_mark is not None:
+                # Pings, agents, iperf3 still running (an error or Ctrl-C mid-run): stop them first.
+                stop_spawned_after(self._traffic_mark)
+                self._traffic_mark = None
             self.network.teardown()
         finally:
             self.controller.stop()
@@ -103,17 +110,31 @@ class Emulation:
         self.controller.check_alive()
         self.backend.check_alive()
 
-    def wait_installed(self, timeout_s: float = 20.0) -> None:
-        """Until the controller reports every switch connected with its rules installed."""
+    def _wait_status(self, done, what: str, timeout_s: float | None) -> None:
+        """Polls the controller's status until ``done(status)``; the default timeout grows with size."""
+        n = len(self.plan.switches)
+        timeout_s = timeout_s if timeout_s is not None else 20.0 + 0.05 * n
         deadline = time.monotonic() + timeout_s
         while True:
             st = self.controller.request({"type": "status"})
-            if st["installed"] and len(st["connected"]) == len(self.plan.switches):
+            if done(st):
                 return
             if time.monotonic() > deadline:
-                raise RunFailed(f"controller did not install rules on every switch within {timeout_s:.0f} s "
-                                f"({len(st['connected'])}/{len(self.plan.switches)} connected)")
+                raise RunFailed(f"the controller did not {what} within {timeout_s:.0f} s "
+                                f"({len(st['connected'])}/{n} switches connected)")
             time.sleep(0.05)
+
+    def wait_connected(self, timeout_s: float | None = None) -> None:
+        """Until every switch has an OpenFlow session with the controller (as the controller sees it:
+        OVS writes its own connection status to its database only every few seconds)."""
+        n = len(self.plan.switches)
+        self._wait_status(lambda st: len(st["connected"]) == n, "see every switch connect", timeout_s)
+
+    def wait_installed(self, timeout_s: float | None = None) -> None:
+        """Until the controller reports every switch connected with its rules installed."""
+        n = len(self.plan.switches)
+        self._wait_status(lambda st: st["installed"] and len(st["connected"]) == n,
+                          "install rules on every switch", timeout_s)
 
     # ------------------------------------------------------------------ live changes
     def clock(self, timeline: LinkTimeline, speedup: float = 1.0, future_steps: int = 0,

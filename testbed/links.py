@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .errors import EnvironmentProblem, RunFailed
 from .plan import LinkSpec
-from .tracking import IFALIAS, Spawned
+from .tracking import IFALIAS, LINK_GROUP, Spawned
 
 MTU_FRAME_BYTES = 1514
 QUEUE_S = 0.05        # a port queue holds at most this much time at the link rate
@@ -55,6 +55,44 @@ def disable_ipv6(ifnames: Sequence[str]) -> None:
                 f.write("1")
         except FileNotFoundError:   # kernel without IPv6
             return
+
+
+def mark_lines(ifnames: Sequence[str]) -> list[str]:
+    """``ip -batch`` lines giving interfaces our marks: alias ``lmtb`` and group LINK_GROUP."""
+    return [f"link set dev {name} alias {IFALIAS} group {LINK_GROUP}" for name in ifnames]
+
+
+def group_members(ip_output: str) -> tuple[list[str], list[str]]:
+    """(ours, foreign) interface names in ``ip -o link show group G`` output, by alias."""
+    ours, foreign = [], []
+    for line in ip_output.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        name = parts[1].rstrip(":").split("@")[0]
+        (ours if line.rstrip().endswith(f"alias {IFALIAS}") else foreign).append(name)
+    return ours, foreign
+
+
+def delete_marked_links() -> list[str]:
+    """Deletes every root-namespace interface we marked, in one batched unregistration.
+
+    One ``ip link del`` per interface costs one RCU grace period each (~20 ms here: 8 s
+    for the 400 taps of a 100-satellite run); ``ip link delete group`` unregisters them
+    all at once (0.1 s). If something not ours sits in our group, ours go by name instead.
+    Returns the names deleted.
+    """
+    out = subprocess.run(["ip", "-o", "link", "show", "group", str(LINK_GROUP)],
+                         capture_output=True, text=True).stdout
+    ours, foreign = group_members(out)
+    if not ours:
+        return []
+    if foreign:
+        subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in ours),
+                       capture_output=True, text=True)
+    else:
+        subprocess.run(["ip", "link", "delete", "group", str(LINK_GROUP)], capture_output=True)
+    return ours
 
 
 def run_batch(tool: str, lines: Sequence[str], netns: str | None = None) -> None:
@@ -125,10 +163,9 @@ class DelayLineBackend(LinkBackend):
         self._send("".join(cmds) + "go\n")
         self._expect("ready")
         disable_ipv6([i for lk in links for i in (lk.if_a, lk.if_b)])
-        ip_lines, tc_lines = [], []
+        ip_lines, tc_lines = mark_lines([i for lk in links for i in (lk.if_a, lk.if_b)]), []
         for lk in links:
             for ifname in (lk.if_a, lk.if_b):
-                ip_lines.append(f"link set dev {ifname} alias {IFALIAS}")
                 burst, limit = tbf_params(lk.rate_bps)
                 tc_lines.append(f"qdisc replace dev {ifname} root tbf rate {int(lk.rate_bps)}bit "
                                 f"burst {burst} limit {limit}")
@@ -189,9 +226,7 @@ class NetemBackend(LinkBackend):
         ip_lines, tc_lines = [], []
         for lk in links:
             self._links[lk.link_id] = lk
-            ip_lines += [f"link add {lk.if_a} type veth peer name {lk.if_b}",
-                         f"link set dev {lk.if_a} alias {IFALIAS}",
-                         f"link set dev {lk.if_b} alias {IFALIAS}"]
+            ip_lines += [f"link add {lk.if_a} type veth peer name {lk.if_b}", *mark_lines([lk.if_a, lk.if_b])]
             self._created.append(lk.if_a)
             tc_lines += [self._netem(lk.if_a, lk.delay_s, lk.rate_bps, "add"),
                          self._netem(lk.if_b, lk.delay_s, lk.rate_bps, "add")]

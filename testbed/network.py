@@ -2,32 +2,30 @@
 
 Bring-up avoids the per-object subprocesses that make Mininet's start superlinear:
 one ``ip -batch`` for namespaces and veths, one per host namespace for addresses and
-static ARP, one ``tc -batch`` for shaping, and a few large ``ovs-vsctl`` transactions for
-all bridges, ports (with fixed ``ofport_request``) and controller targets. Every object is
-marked (see :mod:`testbed.tracking`) so ``testbed clean`` can remove it after a crash.
-Use it as a context manager: tear-down always runs.
+static ARP, one ``tc -batch`` for shaping, and large ``ovs-vsctl`` transactions for all
+bridges, ports (with fixed ``ofport_request``) and controller targets, one per Open vSwitch
+daemon, run in parallel (see :mod:`testbed.ovs` for the private, sharded daemons of the
+userspace datapath). Every object is marked (see :mod:`testbed.tracking`) so ``testbed
+clean`` can remove it after a crash. Tear-down deletes all our interfaces in one batched
+unregistration, then kills the private daemons. Use it as a context manager: tear-down
+always runs.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Iterable
 
 from .errors import EnvironmentProblem
-from .links import LinkBackend, disable_ipv6, run_batch
+from .links import LinkBackend, delete_marked_links, disable_ipv6, mark_lines, run_batch
+from .ovs import OvsDaemon, SystemOvs, run_parallel, shard_count, start_private, stop_all
 from .plan import HOST_NET, NetworkPlan
-from .tracking import IFALIAS, OVS_EXTERNAL_ID
+from .tracking import OVS_EXTERNAL_ID
 
 OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 OVS_CHUNK = 200   # bridges per ovs-vsctl transaction
-
-
-def ovs_vsctl(args: Sequence[str], timeout_s: int = 120) -> str:
-    r = subprocess.run(["ovs-vsctl", f"--timeout={timeout_s}", *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise EnvironmentProblem(f"ovs-vsctl failed: {r.stderr.strip() or r.returncode}")
-    return r.stdout
 
 
 def bridge_commands(plan: NetworkPlan, datapath: str, controller: str, run_id: str,
@@ -67,15 +65,23 @@ class Network:
     """A built network. ``with Network(...) as net:`` builds on entry, tears down on exit."""
 
     def __init__(self, plan: NetworkPlan, backend: LinkBackend, datapath: str,
-                 controller_port: int, run_id: str):
+                 controller_port: int, run_id: str, log_dir: Path | None = None):
         self.plan = plan
         self.backend = backend
         self.datapath = datapath
         self.controller = f"tcp:127.0.0.1:{controller_port}"
         self.run_id = run_id
+        self.log_dir = log_dir
         self.timings_s: dict[str, float] = {}
+        self.daemons: list[OvsDaemon] = []
+        #: switch node id -> index into ``daemons``
+        self.daemon_of: dict[int, int] = {}
         self._built_bridges: list[str] = []
         self._netns: list[str] = []
+
+    def ovs_for(self, node_id: int) -> OvsDaemon:
+        """The Open vSwitch daemon holding the switch of ``node_id``."""
+        return self.daemons[self.daemon_of[node_id]]
 
     # ------------------------------------------------------------ build
     def build(self) -> "Network":
@@ -88,11 +94,20 @@ class Network:
         self.timings_s["hosts"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ids = [s.node_id for s in self.plan.switches]
-        for i in range(0, len(ids), OVS_CHUNK):
-            chunk = ids[i:i + OVS_CHUNK]
-            self._built_bridges += [f"lms{n}" for n in chunk]
-            ovs_vsctl(bridge_commands(self.plan, self.datapath, self.controller, self.run_id, chunk)[1:])
+        self._start_daemons()
+        self.timings_s["ovs_daemons"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        bridge = {sw.node_id: sw.bridge for sw in self.plan.switches}
+        per_daemon: list[list[int]] = [[] for _ in self.daemons]
+        for sw in self.plan.switches:
+            per_daemon[self.daemon_of[sw.node_id]].append(sw.node_id)
+        for i in range(0, max(map(len, per_daemon)), OVS_CHUNK):
+            chunks = [ids[i:i + OVS_CHUNK] for ids in per_daemon]
+            self._built_bridges += [bridge[n] for c in chunks for n in c]
+            run_parallel(self.daemons, [bridge_commands(self.plan, d.datapath_type(self.datapath), self.controller,
+                                                        self.run_id, c)[1:] if c else []
+                                        for d, c in zip(self.daemons, chunks)])
         self.timings_s["switches"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -103,6 +118,17 @@ class Network:
         self.timings_s["link_state"] = time.perf_counter() - t
         return self
 
+    def _start_daemons(self) -> None:
+        """Private sharded daemons for the userspace datapath, the machine's for the kernel one."""
+        ids = [sw.node_id for sw in self.plan.switches]
+        if self.datapath == "netdev":
+            self.daemons = start_private(shard_count(len(ids)), self.log_dir)
+        else:
+            self.daemons = [SystemOvs()]
+        k = len(self.daemons)
+        # Contiguous blocks of node ids: neighbours in a plane mostly share a daemon.
+        self.daemon_of = {n: i * k // len(ids) for i, n in enumerate(ids)}
+
     def _build_hosts(self) -> None:
         root = []
         for h in self.plan.hosts:
@@ -110,7 +136,7 @@ class Network:
             tmp = f"lmi{h.node_id}"
             root += [f"netns add {h.netns}",
                      f"link add {h.sw_ifname} type veth peer name {tmp}",
-                     f"link set dev {h.sw_ifname} alias {IFALIAS}",
+                     *mark_lines([h.sw_ifname]),
                      f"link set dev {tmp} netns {h.netns}",
                      f"link set dev {h.sw_ifname} up"]
         run_batch("ip", root)
@@ -148,35 +174,23 @@ class Network:
             lines += [f"link set dev {lk.if_a} up", f"link set dev {lk.if_b} up"]
         run_batch("ip", lines)
 
-    def wait_connected(self, timeout_s: float = 30.0) -> float:
-        """Waits until every bridge reports a connected controller; returns seconds waited."""
-        t0 = time.monotonic()
-        while True:
-            out = subprocess.run(["ovs-vsctl", "--format=csv", "--no-headings", "--columns=is_connected",
-                                  "list", "Controller"], capture_output=True, text=True).stdout.split()
-            if len(out) >= len(self.plan.switches) and all(x == "true" for x in out):
-                return time.monotonic() - t0
-            if time.monotonic() - t0 > timeout_s:
-                n = sum(x == "true" for x in out)
-                raise EnvironmentProblem(
-                    f"only {n} of {len(self.plan.switches)} switches connected to the controller "
-                    f"at {self.controller} within {timeout_s:.0f} s")
-            time.sleep(0.1)
-
     # ------------------------------------------------------------ tear-down
     def teardown(self) -> None:
         t = time.perf_counter()
         self.timings_s["teardown_stages"] = stages = {}
-        if self._built_bridges:
-            for i in range(0, len(self._built_bridges), OVS_CHUNK):
-                args = []
-                for br in self._built_bridges[i:i + OVS_CHUNK]:
-                    args += ["--", "--if-exists", "del-br", br]
-                subprocess.run(["ovs-vsctl", "--timeout=120", *args[1:]], capture_output=True)
-            self._built_bridges = []
-        stages["bridges"] = time.perf_counter() - t
+        # All our interfaces at once (taps, root ends of host veths, private bridges' own
+        # devices): one batched unregistration instead of one grace period each.
+        delete_marked_links()
+        stages["interfaces"] = time.perf_counter() - t
+        for d in self.daemons:
+            if isinstance(d, SystemOvs):
+                d.delete_bridges(self._built_bridges, OVS_CHUNK)
+        self._built_bridges = []
+        stop_all(self.daemons)      # private ones: killed together, their sockets close in parallel
+        self.daemons = []
+        stages["switches"] = time.perf_counter() - t - stages["interfaces"]
         self.backend.close()
-        stages["links"] = time.perf_counter() - t - stages["bridges"]
+        stages["links"] = time.perf_counter() - t - sum(stages.values())
         if self._netns:
             # Delete the root-side veth ends first: a namespace can outlive its name while
             # the kernel still holds a reference, and its veth pair with it.

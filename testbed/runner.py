@@ -152,6 +152,7 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
                                      timeout_s=max(120.0, 4 * wall_s), start_at_unix=start_unix))
                   for label, plan, hosts in sc.workloads]
         flows = BackgroundFlows(emu, sc.background, start_unix) if sc.background else None
+        stops = [g.stop for _, g in groups] + ([flows.stop] if flows else [])   # on error or Ctrl-C
         bar = tqdm(total=tl.n_steps - 1, desc=f"{alg.label}", unit="step", leave=False,
                    disable=not os.isatty(2))
 
@@ -166,6 +167,10 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
                 records = _run_with_shell(emu, clock, on_step, start_unix)
             else:
                 records = clock.run(on_step=on_step, start_unix=start_unix)
+        except BaseException:
+            for stop in stops:      # timers not yet fired must not start flows on a torn-down network
+                stop()
+            raise
         finally:
             bar.close()
         end_unix = time.time()

@@ -3,8 +3,10 @@
 Everything the testbed makes carries a mark that nothing else carries:
 
 - network namespaces are named ``lmtb-*``;
-- interfaces (veths, taps) get the interface alias ``lmtb``;
-- Open vSwitch bridges carry ``external_ids:lmtb-run=<run id>``;
+- interfaces (veths, taps) get the interface alias ``lmtb`` and the interface group
+  ``LINK_GROUP``, so they can be deleted in one batched unregistration;
+- Open vSwitch bridges carry ``external_ids:lmtb-run=<run id>``; private Open vSwitch
+  daemons keep their databases and sockets in ``STATE_DIR/ovs/``;
 - processes are recorded in ``STATE_DIR/procs/<pid>`` with their kernel start time, so a
   recycled pid is never killed by mistake.
 
@@ -29,6 +31,7 @@ from .errors import EnvironmentProblem
 STATE_DIR = Path(os.environ.get("LMTB_STATE_DIR", "/run/lmtb"))
 NETNS_PREFIX = "lmtb-"
 IFALIAS = "lmtb"
+LINK_GROUP = 0x4C4D5442     # "LMTB": interface group of every root-namespace interface we create
 OVS_EXTERNAL_ID = "lmtb-run"
 
 
@@ -112,7 +115,13 @@ def terminate(tp: TrackedProcess, grace_s: float = 2.0) -> bool:
 
 
 class Spawned:
-    """A process started and tracked by the testbed; ``stop()`` ends and forgets it."""
+    """A process started and tracked by the testbed; ``stop()`` ends and forgets it.
+
+    Every instance is numbered in start order (``serial``) and listed in :data:`LIVE`
+    until stopped, so a run can stop whatever it started, whoever started it.
+    """
+
+    _next_serial = 0
 
     def __init__(self, argv: list[str], role: str, netns: str | None = None, **popen_kw):
         full = (["ip", "netns", "exec", netns] if netns else []) + list(argv)
@@ -124,6 +133,9 @@ class Spawned:
         except EnvironmentProblem:
             self.popen.wait()
             raise
+        Spawned._next_serial += 1
+        self.serial = Spawned._next_serial
+        LIVE[self.serial] = self
 
     @property
     def pid(self) -> int:
@@ -141,6 +153,26 @@ class Spawned:
                 self.popen.kill()
                 self.popen.wait()
         forget_process(self.popen.pid)
+        LIVE.pop(self.serial, None)
+
+
+#: serial -> Spawned, for every process started and not yet stopped (this Python process)
+LIVE: dict[int, Spawned] = {}
+
+
+def spawn_mark() -> int:
+    """The serial of the latest process started; see :func:`stop_spawned_after`."""
+    return Spawned._next_serial
+
+
+def stop_spawned_after(mark: int, keep: set[int] = frozenset(), grace_s: float = 1.0) -> list[str]:
+    """Stops every live process started after ``mark`` except the serials in ``keep``."""
+    stopped = []
+    for serial, p in sorted(LIVE.items()):
+        if serial > mark and serial not in keep:
+            p.stop(grace_s)
+            stopped.append(p.role)
+    return stopped
 
 
 class RunLock:
@@ -216,4 +248,5 @@ def run_tracked(argv: list[str], role: str, netns: str | None = None,
         raise EnvironmentProblem(f"{role} did not finish within {timeout_s:.0f} s: {' '.join(proc.argv)}") from None
     finally:
         forget_process(proc.pid)
+        LIVE.pop(proc.serial, None)
     return subprocess.CompletedProcess(proc.argv, proc.popen.returncode, out, err)

@@ -1,0 +1,206 @@
+"""The Open vSwitch daemons a run's switches live in.
+
+Two kinds behind one small interface (``vsctl``, ``env``, ``pids``, ``stop``):
+
+- :class:`PrivateOvs` — with the userspace (``netdev``) datapath, the run starts its own
+  ``ovsdb-server`` + ``ovs-vswitchd`` pairs, each with its own database, sockets and
+  log under ``STATE_DIR/ovs/<k>/``, and puts a share of the switches in each (a *shard*).
+  The machine's own Open vSwitch is not touched. Why:
+
+  * forwarding: one ovs-vswitchd thread polls every port it has on each wake-up, so a
+    hop costs more the more ports share a daemon; shards split that cost and use both
+    cores;
+  * tear-down: every port of the userspace datapath is an AF_PACKET socket whose close
+    waits for an RCU grace period (~13 ms here), so removing 528 bridges from one daemon
+    took 104 s. Killing all shards at once lets their closes share grace periods, and
+    the devices go first in one batched deletion (:func:`delete_marked_links`).
+
+- :class:`SystemOvs` — the kernel (``system``) datapath where the openvswitch module
+  exists: kernel datapaths are one per network namespace, so a second daemon beside the
+  machine's would collide with it; the run's bridges go into the machine's daemon,
+  marked with ``external_ids:lmtb-run`` and deleted by name at the end.
+
+``ovs-vsctl``, ``ovs-ofctl`` and ``ovs-appctl`` reach a private shard through its
+environment (``OVS_RUNDIR``), e.g. ``OVS_RUNDIR=/run/lmtb/ovs/0 ovs-ofctl dump-flows lms3``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import EnvironmentProblem
+from .tracking import STATE_DIR, Spawned
+
+SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+#: OVS's userspace datapath (dpif-netdev) registered under the name ``dummy`` by
+#: ``ovs-vswitchd --enable-dummy``: the same forwarding code as ``netdev``, but a bridge's own
+#: (local) port is not a kernel tap. With ``netdev`` every daemon makes a tap named
+#: ``ovs-netdev``, so two daemons on one machine collide, and each bridge adds a tap.
+DATAPATH_TYPE = "dummy"
+SWITCHES_PER_SHARD = 64     # switches per private ovs-vswitchd
+MAX_SHARDS = 16
+
+
+def ovs_root() -> Path:
+    return STATE_DIR / "ovs"
+
+
+def shard_count(n_switches: int) -> int:
+    """Private daemons for ``n_switches``: one per 64 switches, at most 16."""
+    return max(1, min(MAX_SHARDS, math.ceil(n_switches / SWITCHES_PER_SHARD)))
+
+
+def _check(r: subprocess.CompletedProcess, what: str) -> str:
+    if r.returncode != 0:
+        raise EnvironmentProblem(f"{what} failed: {(r.stderr or '').strip() or f'exit status {r.returncode}'}")
+    return r.stdout
+
+
+class OvsDaemon:
+    """Where ovs-vsctl and friends find one Open vSwitch (the base: the machine's own)."""
+
+    name = "system"
+    env: dict[str, str] | None = None    # None: the caller's environment
+
+    def datapath_type(self, datapath: str) -> str:
+        """The ``datapath_type`` bridges get in this daemon for the probed ``datapath``."""
+        return datapath
+
+    def vsctl_argv(self, args: Sequence[str], timeout_s: int = 120) -> list[str]:
+        return ["ovs-vsctl", f"--timeout={timeout_s}", *args]
+
+    def vsctl(self, args: Sequence[str], timeout_s: int = 120) -> str:
+        r = subprocess.run(self.vsctl_argv(args, timeout_s), capture_output=True, text=True, env=self.env)
+        return _check(r, "ovs-vsctl")
+
+    def delete_bridges(self, names: Sequence[str], chunk: int = 200) -> None:
+        """``del-br`` in transactions of ``chunk`` bridges; missing ones are fine."""
+        for i in range(0, len(names), chunk):
+            args: list[str] = []
+            for br in names[i:i + chunk]:
+                args += ["--", "--if-exists", "del-br", br]
+            subprocess.run(self.vsctl_argv(args[1:]), capture_output=True, env=self.env)
+
+    def vswitchd_pids(self) -> list[int]:
+        try:
+            return [int(Path("/var/run/openvswitch/ovs-vswitchd.pid").read_text())]
+        except (OSError, ValueError):
+            return []
+
+
+class SystemOvs(OvsDaemon):
+    """The machine's Open vSwitch (kernel datapath). Nothing to start or stop."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class PrivateOvs(OvsDaemon):
+    """An ovsdb-server + ovs-vswitchd pair owned by this run, in ``STATE_DIR/ovs/<index>``."""
+
+    def __init__(self, index: int, log_dir: Path | None = None):
+        self.index = index
+        self.name = f"shard{index}"
+        self.rundir = ovs_root() / str(index)
+        self.log_dir = log_dir
+        self.env = dict(os.environ, OVS_RUNDIR=str(self.rundir), OVS_DBDIR=str(self.rundir),
+                        OVS_LOGDIR=str(self.rundir))
+        self.db = self.rundir / "conf.db"
+        self.sock = self.rundir / "db.sock"
+        self._procs: list[Spawned] = []
+
+    def _log(self, daemon: str) -> str:
+        d = self.log_dir if self.log_dir is not None else self.rundir
+        return str(d / f"{daemon}-{self.index}.log")
+
+    def start(self) -> None:
+        shutil.rmtree(self.rundir, ignore_errors=True)
+        self.rundir.mkdir(parents=True)
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        _check(subprocess.run(["ovsdb-tool", "create", str(self.db), str(SCHEMA)], capture_output=True,
+                              text=True), "ovsdb-tool create")
+        common = ["--no-chdir", "-vconsole:off", "-vsyslog:off"]
+        self._procs.append(Spawned(
+            ["ovsdb-server", str(self.db), f"--remote=punix:{self.sock}",
+             f"--pidfile={self.rundir / 'ovsdb-server.pid'}", f"--log-file={self._log('ovsdb-server')}", *common],
+            role="ovsdb-server", env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while not self.sock.exists():
+            if self._procs[0].poll() is not None or time.monotonic() > deadline:
+                raise EnvironmentProblem(f"ovsdb-server for OVS shard {self.index} did not start "
+                                         f"(see {self._log('ovsdb-server')})")
+            time.sleep(0.01)
+        self.vsctl(["--no-wait", "init"], timeout_s=10)
+        self._procs.append(Spawned(
+            ["ovs-vswitchd", "--enable-dummy", f"unix:{self.sock}", f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}",
+             f"--log-file={self._log('ovs-vswitchd')}", *common],
+            role="ovs-vswitchd", env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+
+    def datapath_type(self, datapath: str) -> str:
+        return DATAPATH_TYPE
+
+    def vswitchd_pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.role == "ovs-vswitchd" and p.poll() is None]
+
+    def kill(self) -> None:
+        """SIGKILL, no graceful exit: a graceful one closes its ports one grace period at a time."""
+        for p in self._procs:
+            if p.poll() is None:
+                p.popen.send_signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self.kill()
+        for p in self._procs:
+            p.stop()
+        self._procs = []
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def start_private(n_shards: int, log_dir: Path | None = None) -> list[PrivateOvs]:
+    """Starts ``n_shards`` private daemons; on failure stops the ones already started."""
+    shards: list[PrivateOvs] = []
+    try:
+        for k in range(n_shards):
+            shards.append(PrivateOvs(k, log_dir))
+            shards[-1].start()
+    except BaseException:
+        stop_all(shards)
+        raise
+    return shards
+
+
+def stop_all(daemons: Sequence[OvsDaemon]) -> None:
+    """Stops every daemon; private ones are all killed first so their exits overlap."""
+    for d in daemons:
+        if isinstance(d, PrivateOvs):
+            d.kill()
+    for d in daemons:
+        d.stop()
+
+
+def run_parallel(daemons: Sequence[OvsDaemon], args_per_daemon: Sequence[Sequence[str]],
+                 timeout_s: int = 300) -> None:
+    """One ovs-vsctl transaction per daemon, all at once; raises if any failed."""
+    procs = [subprocess.Popen(d.vsctl_argv(args, timeout_s), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=d.env)
+             for d, args in zip(daemons, args_per_daemon) if args]
+    errors = []
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            errors.append(err.strip() or f"exit status {p.returncode}")
+    if errors:
+        raise EnvironmentProblem(f"ovs-vsctl failed: {errors[0]}")
