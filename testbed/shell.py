@@ -81,7 +81,12 @@ class EmulationShell(cmd.Cmd):
     def do_dpctl(self, line: str) -> None:
         """dpctl SWITCH: OpenFlow rules of a switch (e.g. dpctl lms3)"""
         name = line.strip() or "lms0"
-        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", name])
+        node = {sw.bridge: sw.node_id for sw in self.emu.plan.switches}.get(name)
+        if node is None:
+            print(f"no switch {name!r} (switches are lms<node id>, e.g. lms0)")
+            return
+        daemon = self.emu.network.ovs_for(node)   # the run's own OVS daemon holding it
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", name], env=daemon.env)
 
     def do_sh(self, line: str) -> None:
         """sh COMMAND: run a command in the root namespace"""

@@ -1,6 +1,9 @@
-"""testbed clean recognises only what the testbed marked as its own."""
+"""testbed clean recognises only what the testbed marked as its own; how a run is sharded."""
 
 from testbed.clean import parse_bridge_list, parse_link_aliases
+from testbed.links import group_members, mark_lines
+from testbed.ovs import MAX_SHARDS, shard_count
+from testbed.tracking import LINK_GROUP
 
 
 def test_only_marked_bridges():
@@ -18,3 +21,20 @@ def test_only_aliased_interfaces():
             "15: lm9-9: <BROADCAST> mtu 1500\\    link/ether 76:1c\\    alias lmtbx\n"
             "16: veth-user: <BROADCAST> mtu 1500\\    link/ether 76:1d\n")
     assert parse_link_aliases(text) == ["lmh0", "lm0-1"]
+
+
+def test_group_members_split_ours_from_foreign_by_alias():
+    text = ("13: lmh0@if12: <BROADCAST> mtu 1500 group 1280136258\\    link/ether 76:1a\\    alias lmtb\n"
+            "16: veth-user: <BROADCAST> mtu 1500 group 1280136258\\    link/ether 76:1d\n"
+            "17: lm0-1: <BROADCAST> mtu 1500 group 1280136258\\    link/ether 76:1e\\    alias lmtb\n")
+    assert group_members(text) == (["lmh0", "lm0-1"], ["veth-user"])
+    assert group_members("") == ([], [])
+
+
+def test_marks_give_alias_and_group_in_one_command():
+    assert mark_lines(["lm0-1"]) == [f"link set dev lm0-1 alias lmtb group {LINK_GROUP}"]
+
+
+def test_shards_grow_with_switches_and_are_capped():
+    assert [shard_count(n) for n in (1, 4, 16, 17, 38, 100)] == [1, 1, 1, 2, 3, 7]
+    assert shard_count(528) == shard_count(1584) == MAX_SHARDS

@@ -81,10 +81,13 @@ def test_sigint_mid_run_cleans_up_and_marks_the_folder_incomplete(tmp_path):
 def test_cli_shell_explores_the_running_network(testbed_cli, tmp_path):
     spec = REPO / "tests" / "specs" / "tiny.toml"
     r = testbed_cli("run", str(spec), "--cli", "--results", str(tmp_path),
-                    input="nodes\nc_unknown\npingall\nexit\n", timeout=300)
+                    input="nodes\nc_unknown\npingall\ndpctl lms0\ndpctl lms9999\nexit\n", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "hosts:" in r.stdout and "*** unknown command or host: c_unknown" in r.stdout
     assert "*** 0/12 lost" in r.stdout
+    # dpctl reads the rules from the run's own OVS daemon holding lms0.
+    assert "nw_dst=10.100." in r.stdout and "actions=" in r.stdout
+    assert "no switch 'lms9999'" in r.stdout
     run = next((tmp_path / "tiny").iterdir())
     assert not (run / "INCOMPLETE").exists()
     # The background flow ran at its scaled rate: 50 Gbit/s x 1e-4 = 5 Mbit/s.

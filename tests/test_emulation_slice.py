@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, leftovers
+from testbed.tracking import LINK_GROUP
 
 pytestmark = pytest.mark.emulation
 
@@ -67,15 +68,26 @@ def test_clean_never_touches_what_the_testbed_did_not_create(testbed_cli):
     subprocess.run(["ip", "link", "add", "lmuser0", "type", "veth", "peer", "name", "lmuser1"], check=True)
     subprocess.run(["ovs-vsctl", "add-br", "lmsuser", "--", "set", "bridge", "lmsuser", "datapath_type=netdev"],
                    check=True)
+    # A user's interface in the interface group our own carry (but without our alias),
+    # beside one of ours: clean must delete ours by name and leave the user's.
+    subprocess.run(["ip", "link", "add", "lmuser2", "type", "veth", "peer", "name", "lmuser3"], check=True)
+    subprocess.run(["ip", "link", "set", "dev", "lmuser2", "group", str(LINK_GROUP)], check=True)
+    subprocess.run(["ip", "link", "add", "lm998-999", "type", "veth", "peer", "name", "lm999-998"], check=True)
+    subprocess.run(["ip", "link", "set", "dev", "lm998-999", "alias", "lmtb", "group", str(LINK_GROUP)], check=True)
     try:
         r = testbed_cli("clean")
         assert r.returncode == 0
+        assert "lm998-999" in r.stdout
+        assert subprocess.run(["ip", "link", "show", "lm998-999"], capture_output=True).returncode != 0
+        assert subprocess.run(["ip", "link", "show", "lmuser2"], capture_output=True).returncode == 0
         assert subprocess.run(["ip", "link", "show", "lmuser0"], capture_output=True).returncode == 0
         assert Path("/run/netns/usertest-ns").exists()
         assert subprocess.run(["ovs-vsctl", "br-exists", "lmsuser"]).returncode == 0
     finally:
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", "lmsuser"])
         subprocess.run(["ip", "link", "del", "lmuser0"], capture_output=True)
+        subprocess.run(["ip", "link", "del", "lmuser2"], capture_output=True)
+        subprocess.run(["ip", "link", "del", "lm998-999"], capture_output=True)
         subprocess.run(["ip", "netns", "del", "usertest-ns"], capture_output=True)
 
 
