@@ -102,7 +102,8 @@ def doctor_lines(caps: Capabilities) -> list[tuple[bool, str]]:
          f"Open vSwitch: running ({caps.ovs_version})" if caps.ovs_running
          else f"Open vSwitch: not running — {SETUP_HINT} or '{OVS_CTL} start --system-id=random'"),
         (True, f"OVS datapath: {choose_datapath(caps)}"
-               + ("" if caps.ovs_kernel_module else " (no openvswitch kernel module: userspace datapath, offloads off on veths)")),
+               + ("" if caps.ovs_kernel_module else (" (no openvswitch kernel module: userspace datapath in the run's own"
+                                                " ovs-vswitchd daemons, one per 16 switches; offloads off on veths)"))),
     ]
     if caps.netem:
         lines.append((True, "link backend: netem (" + caps.netem_detail + ")"))
