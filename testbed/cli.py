@@ -9,6 +9,7 @@ and their exit status; there is never a traceback for a problem the user can fix
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -181,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"testbed {args.command}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"testbed {args.command}: interrupted; everything the run created was removed", file=sys.stderr)
+        from .clean import inventory
+        left = inventory().total() if os.geteuid() == 0 else 0
+        print(f"testbed {args.command}: interrupted; "
+              + (f"{left} objects the testbed made are still there: run 'testbed clean'" if left
+                 else "nothing the testbed made is left"), file=sys.stderr)
         return 130
     except _user_error_types() as e:
         print(f"testbed {args.command}: {e}", file=sys.stderr)

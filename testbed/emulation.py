@@ -25,7 +25,7 @@ from .feedmsg import state_message_from_plan, topology_message
 from .links import BACKENDS
 from .network import Network
 from .plan import HostSpec, NetworkPlan
-from .tracking import RunLock, Spawned, run_tracked, spawn_mark, stop_spawned_after
+from .tracking import RunLock, Spawned, interrupts_held, run_tracked, spawn_mark, stop_spawned_after
 
 
 @dataclass(frozen=True)
@@ -95,16 +95,18 @@ class Emulation:
         self.close()
 
     def close(self) -> None:
-        try:
-            if self._traffic_mark is not None:
-                # Pings, agents, iperf3 still running (an error or Ctrl-C mid-run): stop them first.
-                stop_spawned_after(self._traffic_mark)
-                self._traffic_mark = None
-            self.network.teardown()
-        finally:
-            self.controller.stop()
-            if self._lock is not None:
-                self._lock.release()
+        """Stops traffic, tears the network down, stops the controller; Ctrl-C waits for it."""
+        with interrupts_held():
+            try:
+                if self._traffic_mark is not None:
+                    # Pings, agents, iperf3 still running (an error or Ctrl-C mid-run): stop them first.
+                    stop_spawned_after(self._traffic_mark)
+                    self._traffic_mark = None
+                self.network.teardown()
+            finally:
+                self.controller.stop()
+                if self._lock is not None:
+                    self._lock.release()
 
     def check_alive(self) -> None:
         self.controller.check_alive()

@@ -26,6 +26,11 @@ from .tracking import OVS_EXTERNAL_ID
 
 OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 OVS_CHUNK = 200   # bridges per ovs-vsctl transaction
+#: OVS drops a controller that has not answered an echo within this time (default 5 s).
+#: With thousands of switches the controller's first installs take longer than that, and
+#: 3,363 switches were seen connecting and timing out in a loop; the testbed watches the
+#: controller process itself, so a long probe loses nothing.
+INACTIVITY_PROBE_MS = 60_000
 
 
 def bridge_commands(plan: NetworkPlan, datapath: str, controller: str, run_id: str,
@@ -53,7 +58,9 @@ def bridge_commands(plan: NetworkPlan, datapath: str, controller: str, run_id: s
                  "--", "set", "bridge", br, f"datapath_type={datapath}", "protocols=OpenFlow13",
                  "fail_mode=secure", f"other-config:datapath-id={sw.dpid:016x}",
                  "other-config:disable-in-band=true", f"external-ids:{OVS_EXTERNAL_ID}={run_id}",
-                 "--", "set-controller", br, controller]
+                 f"controller=@c{sw.node_id}",
+                 "--", f"--id=@c{sw.node_id}", "create", "Controller", f'target="{controller}"',
+                 f"inactivity_probe={INACTIVITY_PROBE_MS}"]
         for ifname, port in sorted(ports[sw.node_id], key=lambda p: p[1]):
             args += ["--", "add-port", br, ifname, "--", "set", "interface", ifname, f"ofport_request={port}"]
             if ifname in link_ifs:

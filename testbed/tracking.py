@@ -17,11 +17,13 @@ kernel when the holder dies, even on ``kill -9``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +175,27 @@ def stop_spawned_after(mark: int, keep: set[int] = frozenset(), grace_s: float =
             p.stop(grace_s)
             stopped.append(p.role)
     return stopped
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Holds Ctrl-C (SIGINT) and SIGTERM while the body runs, then raises KeyboardInterrupt.
+
+    For tear-down: a second Ctrl-C from an impatient user must not stop it halfway and
+    leave half a network behind. Only the main thread can set handlers; elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 class RunLock:
