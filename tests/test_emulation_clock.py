@@ -69,9 +69,13 @@ def test_a_delay_change_shows_in_the_next_rtt_samples(tmp_path):
     before = rtt[(sent > 0.2) & (sent < change_at - 0.05)]
     after = rtt[sent > change_at + step_s]          # at most one step later
     assert len(before) > 20 and len(after) > 20
-    # Geometric RTT 20 ms before, 60 ms after; switching adds ~1 ms and jitter a few ms.
-    assert np.all(before >= 0.020) and np.all(before < 0.030), before
-    assert np.all(after >= 0.060) and np.all(after < 0.070), after
+    # Geometric RTT 20 ms before, 60 ms after. No sample before the change shows the new
+    # delay and every sample a step after it does. Switching adds ~1 ms; CPU load can add
+    # a spike of a few ms to single samples (seen: 71.4 ms among 61.5 ms), so the medians
+    # carry the tight bounds.
+    assert np.all(before >= 0.020) and np.all(before < 0.060), before
+    assert np.all(after >= 0.060), after
+    assert np.median(before) < 0.023 and np.median(after) < 0.063, (np.median(before), np.median(after))
     rec = clock.records[int(change_at / step_s) - 1]
     assert rec.delay_changes == 2 and rec.lag_s < step_s
 
