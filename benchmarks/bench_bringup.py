@@ -11,6 +11,7 @@ Usage: .venv/bin/python benchmarks/bench_bringup.py [--sizes 6x6 10x10 24x22 72x
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -49,10 +50,25 @@ def ovs_rss_mb(daemons) -> float:
     return sum(rss_mb(pid) for d in daemons for pid in d.vswitchd_pids())
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cores(groups: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """Cores used by each group of processes over ``seconds`` of an idle network."""
+    before = {k: sum(map(cpu_s, pids)) for k, pids in groups.items()}
+    time.sleep(seconds)
+    return {k: (sum(map(cpu_s, pids)) - before[k]) / seconds for k, pids in groups.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["6x6", "10x10", "24x22"])
+    ap.add_argument("--idle-s", type=float, default=10.0, help="seconds of idle CPU measurement per size")
     args = ap.parse_args()
+    idle_rows = []
     print("| satellites | links | OVS daemons | links+hosts (s) | OVS bridges (s) | connected + rules (s) | "
           "total to forwarding (s) | tear-down (s) | ovs-vswitchd RSS (MB) | controller RSS (MB) | delay line RSS (MB) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -69,12 +85,19 @@ def main() -> int:
                        rss_mb(emu.backend.proc.pid) if getattr(emu.backend, "proc", None) else float("nan"))
                 tm = dict(emu.network.timings_s)
                 ok = ping.received > 0
+                idle = idle_cores({"ovs": [p for d in emu.network.daemons for p in d.vswitchd_pids()],
+                                   "controller": [emu.controller.proc.pid]}, args.idle_s)
+                idle_rows.append((len(plan.switches), idle))
                 shards = len(emu.network.daemons)
             teardown = emu.network.timings_s.get("teardown", float("nan"))
         built = tm.get("links", 0) + tm.get("hosts", 0)
         print(f"| {len(plan.switches)} | {len(plan.links)} | {shards} | {built:.1f} | {tm.get('switches', 0):.1f} | "
               f"{t_fwd - sum(tm.values()):.1f} | {t_fwd:.1f}{'' if ok else ' (no ping reply!)'} | {teardown:.1f} | "
               f"{mem[0]:.0f} | {mem[1]:.0f} | {mem[2]:.0f} |", flush=True)
+    print(f"\nIdle network (no traffic), CPU over {args.idle_s:g} s:\n")
+    print("| satellites | OVS daemons (cores) | controller (cores) |\n|---:|---:|---:|")
+    for n, idle in idle_rows:
+        print(f"| {n} | {idle['ovs']:.2f} | {idle['controller']:.2f} |")
     return 0
 
 
