@@ -1,6 +1,7 @@
 """The Open vSwitch daemons a run's switches live in.
 
-Two kinds behind one small interface (``vsctl``, ``env``, ``pids``, ``stop``):
+Two kinds behind one small interface (``vsctl``/``vsctl_argv``, ``env``, ``datapath_type``,
+``vswitchd_pids``, ``delete_bridges``, ``start``/``stop``):
 
 - :class:`PrivateOvs` — with the userspace (``netdev``) datapath, the run starts its own
   ``ovsdb-server`` + ``ovs-vswitchd`` pairs, each with its own database, sockets and
