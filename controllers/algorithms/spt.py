@@ -16,10 +16,10 @@ Representation (:class:`IndexedGraph`)
 
 Distances (:func:`distances`)
     A label-correcting (Bellman-Ford) search run for all ``D`` destinations
-    together over a flat ``(D * N)`` array: each round relaxes only the
+    together over one flat array of ``D`` rows: each round relaxes only the
     entries whose distance dropped in the previous round, each once.  Rounds
-    = hop depth of the trees (~50 on a 72 x 22 +Grid), each a handful of
-    numpy calls.  (scipy's csgraph would do Dijkstra in C, but scipy is not
+    = hop depth of the trees (~60 on a 72 x 22 +Grid), each a handful of
+    numpy calls on flat arrays.  (scipy's csgraph would do Dijkstra in C, but scipy is not
     a dependency.)
     With positive costs the float fixed point is unique, so the result is
     bit-identical to Dijkstra's (:func:`dijkstra_distances`, kept as the
@@ -34,6 +34,7 @@ Loop freedom
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
@@ -249,14 +250,17 @@ class IndexedGraph:
         nodes = self.nodes
         dest_ids = [nodes[int(d)] for d in dest_idx]
         dest_set = set(dest_ids)
-        # index -> ((id, 1.0),); the extra last element serves index -1
-        hops = [((u, 1.0),) for u in nodes]
-        hops.append(None)
-        lookup = hops.__getitem__
+        # index -> ((id, 1.0),); the extra last element (None) serves index -1.
+        # Gathering these objects with numpy and one tolist() avoids creating
+        # a Python int per entry; what remains is the dict inserts.
+        hops = np.fromiter(
+            itertools.chain((((u, 1.0),) for u in nodes), (None,)), dtype=object, count=len(nodes) + 1
+        )
+        rows = hops.take(next_idx.T).tolist()  # (N, D) next hops
         missing = np.count_nonzero(next_idx < 0, axis=0).tolist()
         routes: Routes = {}
-        for u, row, holes in zip(nodes, next_idx.T.tolist(), missing):
-            entry = dict(zip(dest_ids, map(lookup, row)))
+        for u, row, holes in zip(nodes, rows, missing):
+            entry = dict(zip(dest_ids, row))
             if holes:
                 if holes == 1 and u in dest_set and entry[u] is None:
                     del entry[u]
@@ -319,29 +323,50 @@ def distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
     ndarray, shape (D, N), float64
         ``dist[j, u]`` = least total cost of a path ``u -> dest_idx[j]``
         (``inf`` if unreachable, 0 at the destination).
+
+    Notes
+    -----
+    Entry ``(j, v)`` lives at flat index ``j * stride + v`` of one array,
+    ``stride`` the power of two >= N, so an entry's switch is
+    ``index & (stride - 1)`` (a bit mask; ``% N`` costs several times more).
+    Each round, every *active* entry ``(j, v)`` offers ``dist + cost(u -> v)``
+    to each in-neighbour ``u``; only offers below the current distance are
+    applied, and the entries they lower are the next round's active set.
+    The link tables are slot-major ``(W * N,)`` (element ``k * N + v`` =
+    slot ``k`` of ``v``), so a round gathers them with one flat ``take`` per
+    table: a row gather of an ``(N, W)`` matrix (``in_cost[v]``) is about
+    ten times slower in numpy.
     """
     n = graph.size
     dest = np.asarray(dest_idx, dtype=np.int64)
-    dist = np.full(dest.size * n, np.inf)
     if dest.size == 0:
-        return dist.reshape(0, n)
-    offset = graph.nbr - np.arange(n, dtype=np.int64)[:, None]  # neighbour index - own index
-    in_cost = graph.in_cost  # cost of (neighbour -> v), row v
-    before = np.empty_like(dist)
-    active = dest + np.arange(dest.size, dtype=np.int64) * n
+        return np.full((0, n), np.inf)
+    stride = 1 << (n - 1).bit_length()
+    width = graph.nbr.shape[1]
+    # slot-major link tables, (W * N,): neighbour index minus own index, and
+    # the cost of the in-link nbr[v, k] -> v
+    step = (graph.nbr - np.arange(n, dtype=np.int64)[:, None]).T.ravel()
+    in_cost = graph.in_cost.T.ravel()
+    slot_start = (np.arange(width, dtype=np.int64) * n)[:, None]  # (W, 1)
+    dist = np.full(dest.size * stride, np.inf)
+    owner = np.empty(dist.size, dtype=np.int64)  # scratch for removing duplicates
+    active = dest + np.arange(dest.size, dtype=np.int64) * stride
     dist[active] = 0.0
     while active.size:
-        np.copyto(before, dist)
-        v = active % n
-        # flat index of (destination row, neighbour u) for each in-link u -> v
-        target = (active[:, None] + offset[v]).ravel()
-        candidate = (dist[active][:, None] + in_cost[v]).ravel()
-        np.minimum.at(dist, target, candidate)
+        link = (active & (stride - 1)) + slot_start  # (W, A): in-links of each active entry
+        target = (step.take(link) + active).ravel()  # flat index of (j, neighbour u)
+        offer = (in_cost.take(link) + dist.take(active)).ravel()
+        better = np.flatnonzero(offer < dist.take(target))
+        target = target.take(better)
+        np.minimum.at(dist, target, offer.take(better))
         # entries lowered this round relax next round, each once (with equal
-        # costs many candidates tie; a frontier keeping duplicates would
-        # multiply them every round)
-        active = np.flatnonzero(dist < before)
-    return dist.reshape(dest.size, n)
+        # costs many offers tie; a frontier keeping duplicates would multiply
+        # them every round): keep one occurrence of each target, the one
+        # whose position won the scatter into ``owner``
+        order = np.arange(target.size)
+        owner[target] = order
+        active = target.take(np.flatnonzero(owner.take(target) == order))
+    return np.ascontiguousarray(dist.reshape(dest.size, stride)[:, :n])
 
 
 def dijkstra_distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
@@ -406,12 +431,15 @@ def best_next(graph: IndexedGraph, dist: np.ndarray) -> np.ndarray:
         Neighbour index, or -1 (the destination itself, or unreachable).
     """
     chosen = np.full(dist.shape, -1, dtype=np.int64)
-    # slot by slot (W is small), so ascending slots = ascending neighbour ids
-    for k in range(graph.nbr.shape[1]):
+    hit = np.empty(dist.shape, dtype=bool)
+    # slot by slot (W is small), from the last: a smaller slot overwrites a
+    # larger one, and ascending slots = ascending neighbour ids
+    for k in reversed(range(graph.nbr.shape[1])):
         nbr_k = graph.nbr[:, k]
-        ahead = dist[:, nbr_k]
-        hit = (ahead < dist) & (graph.out_cost[:, k] + ahead == dist) & (chosen < 0)
-        chosen[hit] = np.broadcast_to(nbr_k, dist.shape)[hit]
+        ahead = dist.take(nbr_k, axis=1)
+        np.less(ahead, dist, out=hit)
+        hit &= graph.out_cost[:, k] + ahead == dist
+        np.copyto(chosen, nbr_k, where=hit)
     return chosen
 
 
