@@ -328,14 +328,14 @@ def distances(graph: IndexedGraph, dest_idx: Sequence[int]) -> np.ndarray:
     -----
     Entry ``(j, v)`` lives at flat index ``j * stride + v`` of one array,
     ``stride`` the power of two >= N, so an entry's switch is
-    ``index & (stride - 1)`` (a bit mask; ``% N`` costs several times more).
+    ``index & (stride - 1)`` (a bit mask; ``% N`` costs ~10x more).
     Each round, every *active* entry ``(j, v)`` offers ``dist + cost(u -> v)``
     to each in-neighbour ``u``; only offers below the current distance are
     applied, and the entries they lower are the next round's active set.
     The link tables are slot-major ``(W * N,)`` (element ``k * N + v`` =
     slot ``k`` of ``v``), so a round gathers them with one flat ``take`` per
     table: a row gather of an ``(N, W)`` matrix (``in_cost[v]``) is about
-    ten times slower in numpy.
+    six times slower in numpy.
     """
     n = graph.size
     dest = np.asarray(dest_idx, dtype=np.int64)
