@@ -152,7 +152,8 @@ def generate(config: ScheduleConfig, *, progress=False,
             hi = min(lo + 64, n_steps)
             lat[lo:hi, :n_sats], lon[lo:hi, :n_sats], alt[lo:hi, :n_sats] = \
                 ecef_to_geodetic(ecef[lo:hi, :n_sats])
-        if n_sats and (alt[:, :n_sats].min() <= 0.0 or not np.isfinite(alt).all()):
+        sat_alt = alt[:, :n_sats]      # the ground columns are not filled yet
+        if n_sats and not (np.isfinite(sat_alt).all() and sat_alt.min() > 0.0):
             raise TopologyError("a satellite is below the Earth's surface or not finite "
                                 "(decayed orbit?)")
         ground_lat = np.array([s[1] for s in stations], float)
