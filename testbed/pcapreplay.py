@@ -8,19 +8,27 @@ index in the IP ID field so a receiver can match it. Receivers record what arriv
 
 Inside a host namespace the sender and the receiver run as::
 
-    python -m testbed.pcapreplay send FILE.pcap --map MAP.json --host NAME --start-at T --out SENT.csv
-    python -m testbed.pcapreplay recv --host NAME --duration-s D --out RECV.csv
+    python -m testbed.pcapreplay send FILE.pcap --map MAP.json --host NAME --out SENT.csv
+    python -m testbed.pcapreplay recv --host NAME --out RECV.csv
 
-and :func:`replay` drives both for a running :class:`~testbed.emulation.Emulation`, then
-returns one row per packet: sent time, received time (NaN = lost), one-way delay.
+Both print ``ready`` on standard output once set up (capture parsed, frames built,
+socket bound). The sender then reads its start time (Unix seconds) from standard input;
+the receiver records until it reads ``stop`` (or end of file). The start time is chosen
+only after every process is ready, so a slow start (importing scapy, reading a large
+capture) cannot make a sender late and compress the original timing into a burst.
+
+:func:`replay` drives both for a running :class:`~testbed.emulation.Emulation`, then
+returns one row per packet: due and sent time, received time (NaN = lost), one-way delay.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import select
 import socket
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,51 +82,77 @@ def _send(args) -> int:
             times.append(float(pkt.time) - t_first)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sock.bind(("eth0", 0))
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
     rows = []
-    while time.time() < args.start_at:
-        time.sleep(min(0.01, args.start_at - time.time()))
     for (index, dst, frame), dt in zip(frames, times):
-        due = args.start_at + dt
+        due = start_at + dt
         wait = due - time.time()
         if wait > 0:
             time.sleep(wait)
         t = time.time()
         sock.send(frame)
-        rows.append((index, me, dst, len(frame), t))
-    pd.DataFrame(rows, columns=["index", "src", "dst", "size_bytes", "t_sent"]).to_csv(args.out, index=False)
+        rows.append((index, me, dst, len(frame), due, t))
+    pd.DataFrame(rows, columns=["index", "src", "dst", "size_bytes", "t_due", "t_sent"]).to_csv(args.out, index=False)
     return 0
+
+
+def _record_pending(sock: socket.socket, out) -> None:
+    """Writes one ``index,src_ip,t_recv`` line per frame waiting on ``sock`` (non-blocking)."""
+    while True:
+        try:
+            data, anc, _flags, addr = sock.recvmsg(65535, 64)
+        except BlockingIOError:
+            return
+        if addr[2] == socket.PACKET_OUTGOING or len(data) < 34:
+            continue
+        t_recv = time.time()
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", value[:16])
+                t_recv = sec + nsec * 1e-9
+        ident = int.from_bytes(data[18:20], "big")
+        out.write(f"{ident},{socket.inet_ntoa(data[26:30])},{t_recv:.9f}\n")
 
 
 def _recv(args) -> int:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
     sock.bind(("eth0", 0))
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)   # kernel receive time, not read time
-    sock.settimeout(0.2)
-    deadline = time.time() + args.duration_s
+    sock.setblocking(False)
+    print("ready", flush=True)
     with open(args.out + ".tmp", "w") as f:
         f.write("index,src_ip,t_recv\n")
-        while time.time() < deadline:
-            try:
-                data, anc, _flags, addr = sock.recvmsg(65535, 64)
-            except socket.timeout:
-                continue
-            if addr[2] == socket.PACKET_OUTGOING or len(data) < 34:
-                continue
-            t_recv = time.time()
-            for level, kind, value in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = struct.unpack("qq", value[:16])
-                    t_recv = sec + nsec * 1e-9
-            ident = int.from_bytes(data[18:20], "big")
-            src = socket.inet_ntoa(data[26:30])
-            f.write(f"{ident},{src},{t_recv:.9f}\n")
+        while True:
+            readable, _, _ = select.select([sock, sys.stdin], [], [])
+            _record_pending(sock, f)
+            if sys.stdin in readable:      # "stop" or end of file: what arrived is recorded
+                break
     Path(args.out + ".tmp").replace(args.out)
     return 0
 
 
-def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float = 1.0,
-           tail_s: float = 2.0) -> pd.DataFrame:
-    """Replays ``pcap`` among ``hosts`` of a running emulation; one row per packet sent."""
+def _await_ready(procs, timeout_s: float) -> None:
+    """Waits until every process printed ``ready``; raises RuntimeError naming one that did not."""
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        ready, _, _ = select.select([p.popen.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        line = p.popen.stdout.readline().strip() if ready else ""
+        if line != "ready":
+            raise RuntimeError(f"{p.role} in {p.netns} not ready after {timeout_s:g} s "
+                               f"(exit status {p.popen.poll()}, printed {line!r})")
+
+
+def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float = 0.2,
+           tail_s: float = 2.0, ready_timeout_s: float = 60.0) -> pd.DataFrame:
+    """Replays ``pcap`` among ``hosts`` of a running emulation; one row per packet sent.
+
+    Receivers and senders start first and report ready; the first packet is due ``lead_s``
+    after the last of them did; receivers stop ``tail_s`` after the last sender finished.
+    Columns: ``index`` (packet number in the capture), ``src``, ``dst`` (host names),
+    ``size_bytes``, ``t_due``/``t_sent`` (Unix s: original timing, actual send),
+    ``t_recv`` (Unix s, kernel receive time; NaN = lost), ``one_way_s`` = t_recv - t_sent.
+    """
     from scapy.all import PcapReader
 
     from .tracking import Spawned
@@ -130,22 +164,34 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
     with PcapReader(str(pcap)) as reader:
         stamps = [float(p.time) for p in reader]
     span_s = (max(stamps) - min(stamps)) if stamps else 0.0
-    start_at = time.time() + lead_s
-    procs = []
-    for h in used:
-        procs.append(Spawned([sys.executable, "-m", "testbed.pcapreplay", "recv", "--host", h,
-                              "--duration-s", f"{lead_s + span_s + tail_s:.3f}", "--out", str(workdir / f"recv-{h}.csv")],
-                             role="pcap-recv", netns=emu.host(h).netns))
-    for h in used:
-        procs.append(Spawned([sys.executable, "-m", "testbed.pcapreplay", "send", str(pcap), "--map",
-                              str(workdir / "map.json"), "--host", h, "--start-at", f"{start_at:.6f}",
-                              "--out", str(workdir / f"sent-{h}.csv")], role="pcap-send", netns=emu.host(h).netns))
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    module = [sys.executable, "-m", "testbed.pcapreplay"]
+    receivers, senders = [], []
     try:
-        for p in procs:
-            if p.popen.wait(timeout=lead_s + span_s + tail_s + 60) != 0:
-                raise RuntimeError(f"{p.role} exited with {p.popen.returncode}")
+        for h in used:
+            receivers.append(Spawned(module + ["recv", "--host", h, "--out", str(workdir / f"recv-{h}.csv")],
+                                     role="pcap-recv", netns=emu.host(h).netns, **pipes))
+        for h in used:
+            senders.append(Spawned(module + ["send", str(pcap), "--map", str(workdir / "map.json"), "--host", h,
+                                             "--out", str(workdir / f"sent-{h}.csv")],
+                                   role="pcap-send", netns=emu.host(h).netns, **pipes))
+        _await_ready(receivers + senders, ready_timeout_s)
+        start_at = time.time() + lead_s
+        for p in senders:
+            p.popen.stdin.write(f"{start_at:.6f}\n")
+            p.popen.stdin.close()
+        for p in senders:
+            if p.popen.wait(timeout=lead_s + span_s + 60) != 0:
+                raise RuntimeError(f"pcap sender in {p.netns} exited with {p.popen.returncode}")
+        time.sleep(tail_s)
+        for p in receivers:
+            p.popen.stdin.write("stop\n")
+            p.popen.stdin.close()
+        for p in receivers:
+            if p.popen.wait(timeout=30) != 0:
+                raise RuntimeError(f"pcap receiver in {p.netns} exited with {p.popen.returncode}")
     finally:
-        for p in procs:
+        for p in receivers + senders:
             p.stop()
     sent = pd.concat([pd.read_csv(workdir / f"sent-{h}.csv") for h in used], ignore_index=True)
     recv = pd.concat([pd.read_csv(workdir / f"recv-{h}.csv").assign(dst=h) for h in used], ignore_index=True)
@@ -155,7 +201,7 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
     recv = recv.rename(columns={"index": "id"}).drop_duplicates(["id", "src_ip", "dst"])
     out = sent.merge(recv, on=["id", "src_ip", "dst"], how="left")
     out["one_way_s"] = out["t_recv"] - out["t_sent"]
-    return out[["index", "src", "dst", "size_bytes", "t_sent", "t_recv", "one_way_s"]].sort_values("index")
+    return out[["index", "src", "dst", "size_bytes", "t_due", "t_sent", "t_recv", "one_way_s"]].sort_values("index")
 
 
 def main(argv=None) -> int:
@@ -165,11 +211,9 @@ def main(argv=None) -> int:
     s.add_argument("pcap", type=Path)
     s.add_argument("--map", required=True)
     s.add_argument("--host", required=True)
-    s.add_argument("--start-at", type=float, required=True)
     s.add_argument("--out", required=True)
     r = sub.add_parser("recv")
     r.add_argument("--host", required=True)
-    r.add_argument("--duration-s", type=float, required=True)
     r.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     return _send(args) if args.cmd == "send" else _recv(args)

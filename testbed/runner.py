@@ -221,6 +221,7 @@ def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, sta
         if len(coll):
             per = coll.groupby([c for c in ("instance", "op") if c in coll.columns] or ["rank"])["duration_s"].max()
             summary.setdefault("workloads", {})[label] = {
+                "start_late_s": g.start_late_s(start_unix),   # agents began this long after step 0
                 "collectives": int(len(per)), "collective_mean_s": float(per.mean()),
                 "collective_p99_s": float(per.quantile(0.99)),
                 "slowdown_mean": float(coll["slowdown"].mean()) if "slowdown" in coll else None}

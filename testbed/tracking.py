@@ -128,6 +128,7 @@ class Spawned:
     def __init__(self, argv: list[str], role: str, netns: str | None = None, **popen_kw):
         full = (["ip", "netns", "exec", netns] if netns else []) + list(argv)
         self.role = role
+        self.netns = netns
         self.argv = full
         self.popen = subprocess.Popen(full, start_new_session=True, **popen_kw)
         try:

@@ -99,6 +99,13 @@ class AgentGroup:
         for p in self.procs:
             p.stop(grace_s=1.0)
 
+    def start_late_s(self, start_at_unix: float) -> float | None:
+        """Seconds the last rank began after ``start_at_unix`` (0 if on time; None if none began)."""
+        from .workload.summary import read_results
+        starts = [r["start_time_s"] for out in self.outs if out.exists()
+                  for r in read_results(out) if r["record"] == "run" and r.get("start_time_s") is not None]
+        return max(0.0, max(starts) - start_at_unix) if starts else None
+
     def summary(self, rate_bps=None, latency_s=None):
         from testbed.workload import summarise
         return summarise(self.outs, self.plan, rate_bps=rate_bps, latency_s=latency_s)

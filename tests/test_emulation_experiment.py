@@ -54,6 +54,11 @@ def test_default_experiment_runs_end_to_end_with_every_table_and_plot(testbed_cl
     for name in PLOTS:
         for ext in ("png", "pdf"):
             assert (run / "plots" / f"{name}.{ext}").stat().st_size > 1000, name
+    # Every workload records when its agents began relative to step 0 of the orbit clock.
+    summary = json.loads((run / "summary.json").read_text())["algorithms"]
+    for label in manifest["algorithms"]:
+        for w in summary[label]["workloads"].values():
+            assert w["start_late_s"] is not None and 0 <= w["start_late_s"] < 60, (label, w)
     report = (run / "report.md").read_text()
     assert "rate_scale" in report and all(label in report for label in manifest["algorithms"])
     assert leftovers() == {"bridges": [], "netns": [], "interfaces": [], "processes": []}
