@@ -39,6 +39,7 @@ class ControllerSession:
     step: int = -1
     routes: Routes | None = None
     table: FlowTable = field(default_factory=dict)
+    carrying: frozenset[int] = frozenset()
 
     @property
     def has_topology(self) -> bool:
@@ -92,6 +93,30 @@ class ControllerSession:
                     out[(src, dst)] = tuple(path)
         return out
 
+    def carrying_switches(self) -> frozenset[int]:
+        """Switches that traffic between hosts can cross under the current routes.
+
+        Every switch reachable from a host's switch along any next hop (every ECMP
+        bucket) towards another host's switch. Traffic enters only at hosts and the
+        rules only lead to host switches, so no other switch carries any (the controller
+        answers ARP); their links are idle by construction.
+        """
+        if self.routes is None:
+            return frozenset()
+        ends = {h.switch for h in self.hosts.values()}
+        out: set[int] = set()
+        for dst in ends:
+            reached = {s for s in ends if s != dst}
+            stack = list(reached)
+            while stack:
+                node = stack.pop()
+                for nbr, _weight in self.routes.get(node, {}).get(dst, ()):
+                    if nbr not in reached:
+                        reached.add(nbr)
+                        stack.append(nbr)
+            out |= reached
+        return frozenset(out)
+
     def recompute(self) -> StepStats:
         t0 = self.clock()
         graph = to_graph(from_records(self.t_s, self.switches, self.links.values()))
@@ -100,5 +125,6 @@ class ControllerSession:
         ctx = RoutingContext(t_s=self.t_s, future=future, utilisation=self.utilisation, previous=self.routes)
         self.routes = self.router(graph, destinations, ctx)
         self.table = build_flow_table(self.routes, self.ports, self.hosts)
+        self.carrying = self.carrying_switches()
         return StepStats(compute_s=self.clock() - t0,
                          routes=sum(len(v) for v in self.routes.values()))

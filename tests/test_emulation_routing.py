@@ -97,3 +97,27 @@ def test_predictive_loses_no_packets_at_a_scheduled_link_change(tmp_path):
     # Its own re-route (make-before-break, at 1.5 s) lost no packet in most runs here and
     # one in some (see the closing note of issue 5); never more.
     assert len(lost_p) <= 1
+
+
+def _paths_and_load(algorithm, tmp_path):
+    """TCP h0 -> h2 at full rate on an equal-delay ring; the controller's path and load log."""
+    with Emulation(ring([0.002] * 4), algorithm, log_dir=tmp_path) as emu:
+        out = emu.iperf3("h0", "h2", duration_s=4.0, omit_s=0.0)
+        time.sleep(1.0)                                  # one more poll after the flow ended
+    assert out["end"]["sum_received"]["bytes"] > 0
+    log = [json.loads(line) for line in (tmp_path / "controller-steps.jsonl").read_text().splitlines()]
+    moved = [r["paths"]["0-2"] for r in log if r.get("event") == "paths" and r["cause"] == "utilisation"
+             and "0-2" in r["paths"]]
+    loaded = {link for r in log if r.get("event") == "utilisation" for link, u in r["links"].items() if u > 0.5}
+    return moved, loaded
+
+
+def test_load_aware_leaves_the_loaded_path_on_measured_port_counters(tmp_path):
+    # Two equal paths 0-1-2 and 0-3-2; the tie goes to 0-1-2. A full-rate TCP flow loads it;
+    # the polled counters show the load and load_aware moves h0 -> h2 to the idle 0-3-2.
+    moved, loaded = _paths_and_load("load_aware", tmp_path / "load_aware")
+    print(f"load_aware: paths after load changes {moved}, loaded links {sorted(loaded)}")
+    assert "0-1" in loaded and "0-3-2" in moved
+    # min_delay sees the same counters (they feed the link_util table) but never re-routes on them.
+    moved, loaded = _paths_and_load("min_delay", tmp_path / "min_delay")
+    assert "0-1" in loaded and moved == []

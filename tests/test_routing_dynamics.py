@@ -176,3 +176,29 @@ def test_load_aware_ignores_measurements_for_links_that_are_gone():
     ctx = RoutingContext(t_s=0.0, utilisation={(0, 1): 0.9, (7, 8): 0.5})
     assert router(graph, frozenset(graph), ctx) == make_router("min_delay")(graph, frozenset(graph), ctx)
     assert nx.is_connected(graph)
+
+
+def ring_session(algorithm, hosts):
+    """A controller session on a ring of 8 switches with hosts on the given switches."""
+    from controllers.session import ControllerSession
+    from testbed.feedmsg import state_message_from_plan, topology_message
+    from testbed.plan import make_plan
+    plan = make_plan(range(8), {s: (f"h{s}", "compute") for s in hosts},
+                     [(i, (i + 1) % 8, "isl", 1e9, 0.001, True) for i in range(8)])
+    session = ControllerSession(make_router(algorithm))
+    session.on_topology(topology_message(plan))
+    session.on_state(state_message_from_plan(plan, 0, 0.0))
+    return session
+
+
+def test_carrying_switches_are_those_on_routes_between_hosts():
+    # Hosts on 0 and 2: min_hop goes 0-1-2; the five switches the other way round carry nothing.
+    assert ring_session("min_hop", [0, 2]).carrying == {0, 1, 2}
+    # Opposite hosts on equal-delay links: two equal paths, ECMP uses both, every switch carries.
+    assert ring_session("ecmp_k", [0, 4]).carrying == set(range(8))
+    assert ring_session("min_delay", [3]).carrying == frozenset()      # one host: no traffic between hosts
+
+
+def test_only_load_aware_reroutes_on_port_counters():
+    from controllers.algorithms import ALGORITHMS
+    assert {name for name, a in ALGORITHMS.items() if a.uses_utilisation} == {"load_aware"}

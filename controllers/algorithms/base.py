@@ -197,6 +197,9 @@ class Algorithm:
     route: RouteFunction
     params: tuple[Param, ...] = ()
     summary: str = ""
+    #: True if routes depend on ``ctx.utilisation``: the controller then re-routes when
+    #: port counters change; for every other algorithm it only records them.
+    uses_utilisation: bool = False
 
     def __post_init__(self) -> None:
         for param in self.params:  # defaults must themselves be valid

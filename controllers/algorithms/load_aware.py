@@ -139,4 +139,5 @@ ALGORITHM = Algorithm(
         Param("hysteresis", float, 0.1, "keep the next hop in force unless the new one is better by this fraction", (non_negative,)),
     ),
     summary="delay + M/M/1-like congestion cost from port counters, hysteresis against flapping",
+    uses_utilisation=True,
 )
