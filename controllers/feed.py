@@ -76,7 +76,10 @@ class FeedClient:
         try:
             self.sock.sendall(encode(msg))
             line = self.reader.readline()
-        except (OSError, socket.timeout) as e:
+        except socket.timeout:
+            raise FeedError(f"the controller did not answer a {msg.get('type')!r} message "
+                            f"within {timeout_s:g} s") from None
+        except OSError as e:
             raise FeedError(f"controller feed: {type(e).__name__}: {e}") from None
         if not line:
             raise FeedError("the controller closed the feed connection (did it crash? see its log)")
