@@ -120,7 +120,8 @@ class ControllerSession:
     def recompute(self) -> StepStats:
         t0 = self.clock()
         graph = to_graph(from_records(self.t_s, self.switches, self.links.values()))
-        future = tuple((t, to_graph(from_records(t, self.switches, recs))) for t, recs in self.future)
+        future = tuple((t, to_graph(from_records(t, self.switches, recs))) for t, recs in self.future
+                       if self.router.algorithm.uses_future)
         destinations = frozenset(h.switch for h in self.hosts.values())
         ctx = RoutingContext(t_s=self.t_s, future=future, utilisation=self.utilisation, previous=self.routes)
         self.routes = self.router(graph, destinations, ctx)

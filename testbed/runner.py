@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from controllers.algorithms import ALGORITHMS
+
 from . import probe
 from .clock import LinkTimeline
 from .emulation import Emulation
@@ -30,7 +32,7 @@ from .georef import geo_rtt_s, tcp_payload_rate_bps
 from .plan import NetworkPlan
 from .results import RunDir, atomic_write_bytes, git_commit, package_versions
 from .scenario import from_schedule
-from .traffic import AgentGroup, BackgroundFlows, ProbeMesh
+from .traffic import AGENT_PORT, AgentGroup, BackgroundFlows, ProbeMesh
 
 LEAD_S = 2.0             # wall time between starting the traffic and the clock's step 0
 FUTURE_HORIZON_S = 5.0   # how far ahead the controller is told the schedule (predictive)
@@ -139,6 +141,8 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
     sub = RunDir(adir, run_dir.run_id)
     tl = sc.timeline
     future = min(MAX_FUTURE_STEPS, max(1, math.ceil(FUTURE_HORIZON_S / max(spec.schedule_config().step_s, 1e-9))))
+    if not ALGORITHMS[alg.name].uses_future:
+        future = 0          # the schedule's future only for algorithms that read it
     wall_s = sc.duration_s / spec.speedup
     with Emulation(sc.plan, alg.name, alg.params, log_dir=adir, backend=backend, run_id=run_dir.run_id,
                    caps=caps, lock=False) as emu:
@@ -148,9 +152,11 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
         clock.initial_state()
         start_unix = time.time() + LEAD_S
         probes = ProbeMesh(emu, sc.probe_pairs, spec.probes.rate_hz, wall_s + LEAD_S) if sc.probe_pairs else None
+        # Workloads may share hosts (a DDP and an MoE job on the same cluster): one port each.
         groups = [(label, AgentGroup(emu, plan, hosts, adir / "agents" / label,
-                                     timeout_s=max(120.0, 4 * wall_s), start_at_unix=start_unix))
-                  for label, plan, hosts in sc.workloads]
+                                     timeout_s=max(120.0, 4 * wall_s), start_at_unix=start_unix,
+                                     port=AGENT_PORT + k))
+                  for k, (label, plan, hosts) in enumerate(sc.workloads)]
         flows = BackgroundFlows(emu, sc.background, start_unix) if sc.background else None
         stops = [g.stop for _, g in groups] + ([flows.stop] if flows else [])   # on error or Ctrl-C
         bar = tqdm(total=tl.n_steps - 1, desc=f"{alg.label}", unit="step", leave=False,

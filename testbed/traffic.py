@@ -32,7 +32,7 @@ from .emulation import Emulation, parse_ping
 from .errors import RunFailed, TestbedError
 from .tracking import Spawned
 
-AGENT_PORT = 7000
+AGENT_PORT = 7000   # first workload's agents listen here; the k-th (from 0) on AGENT_PORT + k
 AGENT_EXIT = {2: "bad plan or peers", 3: "a transfer failed verification (bytes lost or corrupted)",
               4: "timed out", 5: "could not connect to its peers"}
 
@@ -41,7 +41,8 @@ class AgentGroup:
     """Replay agents for one plan, rank r on host ``hosts[r]``."""
 
     def __init__(self, emu: Emulation, plan, hosts: Sequence[str], workdir: Path, timeout_s: float,
-                 start_at_unix: float | None = None):
+                 start_at_unix: float | None = None, port: int = AGENT_PORT):
+        """``port``: TCP port every rank listens on; groups sharing hosts need different ones."""
         from testbed.workload import save_plan
         if len(hosts) != plan.n_ranks:
             raise RunFailed(f"{plan.n_ranks} ranks but {len(hosts)} hosts to place them on")
@@ -52,7 +53,7 @@ class AgentGroup:
         self.plan_path = workdir / "plan.json"
         save_plan(plan, self.plan_path)
         specs = [emu.host(h) for h in hosts]
-        peers = {str(r): f"{h.ip}:{AGENT_PORT}" for r, h in enumerate(specs)}
+        peers = {str(r): f"{h.ip}:{port}" for r, h in enumerate(specs)}
         (workdir / "peers.json").write_text(json.dumps(peers))
         self.outs = [workdir / f"rank{r}.jsonl" for r in range(plan.n_ranks)]
         self.procs: list[Spawned] = []

@@ -10,7 +10,7 @@ from testbed.clock import LinkTimeline
 from testbed.emulation import Emulation
 from testbed.georef import tcp_payload_rate_bps
 from testbed.plan import make_plan
-from testbed.traffic import AgentGroup
+from testbed.traffic import AGENT_PORT, AgentGroup
 from testbed.workload import Collective, Workload, expand, ideal_time_s
 
 pytestmark = pytest.mark.emulation
@@ -57,6 +57,22 @@ def test_ring_all_reduce_is_byte_exact_and_close_to_the_analytic_time(tmp_path):
     print(f"all-reduce {size} B over {N} ranks: measured {measured:.3f} s, analytic {ideal:.3f} s")
     assert ideal == pytest.approx(2 * (N - 1) * (DELAY_S + size / N * 8 / payload_bps), rel=1e-6)
     assert abs(measured - ideal) / ideal < 0.10
+
+
+def test_two_workloads_on_the_same_hosts_run_side_by_side(tmp_path):
+    # A DDP and an MoE job on one cluster: each group's agents listen on their own port.
+    plan = expand(all_reduce(1_000_000))
+    hosts = [f"c{r}" for r in range(N)]
+    with Emulation(ring_plan(), "min_hop", log_dir=tmp_path) as emu:
+        groups = [AgentGroup(emu, plan, hosts, tmp_path / f"job{k}", timeout_s=120, port=AGENT_PORT + k)
+                  for k in range(2)]
+        for g in groups:
+            g.wait()
+    for g in groups:
+        transfers = g.summary().transfers
+        sent = transfers[transfers["direction"] == "send"]["size_bytes"].sum()
+        assert sent == pytest.approx(2 * (N - 1) * 1_000_000, rel=1e-6)
+        assert transfers[transfers["direction"] == "recv"]["size_bytes"].sum() == sent
 
 
 def test_a_link_change_during_an_all_reduce_completes_byte_exact_and_slows_it(tmp_path):

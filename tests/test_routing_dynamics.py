@@ -199,6 +199,7 @@ def test_carrying_switches_are_those_on_routes_between_hosts():
     assert ring_session("min_delay", [3]).carrying == frozenset()      # one host: no traffic between hosts
 
 
-def test_only_load_aware_reroutes_on_port_counters():
+def test_only_load_aware_reads_port_counters_and_only_predictive_the_future():
     from controllers.algorithms import ALGORITHMS
     assert {name for name, a in ALGORITHMS.items() if a.uses_utilisation} == {"load_aware"}
+    assert {name for name, a in ALGORITHMS.items() if a.uses_future} == {"predictive"}

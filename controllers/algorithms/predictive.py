@@ -91,4 +91,5 @@ ALGORITHM = Algorithm(
         Param("penalty_s", float, 1.0, "extra cost of a doomed link in seconds (above any path delay)", (positive,)),
     ),
     summary="least delay avoiding links the schedule takes down within horizon_s (make-before-break)",
+    uses_future=True,
 )
