@@ -56,6 +56,30 @@ def address_map(pcap: Path, hosts: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def capture_summary(pcap: Path) -> tuple[int, float, int, int]:
+    """(IPv4 packets, span from first to last [s], their frame bytes, distinct addresses).
+
+    Raises ValueError naming the file if it cannot be read as a pcap/pcapng capture or
+    holds no IPv4 packets.
+    """
+    from scapy.all import IP, PcapReader
+    from scapy.error import Scapy_Exception
+    n, size, stamps, addrs = 0, 0, [], set()
+    try:
+        with PcapReader(str(pcap)) as reader:
+            for pkt in reader:
+                if IP in pkt:
+                    n += 1
+                    size += len(pkt)
+                    stamps.append(float(pkt.time))
+                    addrs.update((pkt[IP].src, pkt[IP].dst))
+    except (Scapy_Exception, OSError, EOFError, struct.error) as err:
+        raise ValueError(f"{pcap}: not a readable pcap capture ({err})") from None
+    if not n:
+        raise ValueError(f"{pcap}: no IPv4 packets to replay")
+    return n, max(stamps) - min(stamps), size, len(addrs)
+
+
 def _send(args) -> int:
     from scapy.all import IP, PcapReader, Ether
     info = json.loads(Path(args.map).read_text())      # {"addr": {pcap ip: host}, "hosts": {host: [ip, mac]}}
@@ -144,11 +168,12 @@ def _await_ready(procs, timeout_s: float) -> None:
 
 
 def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float = 0.2,
-           tail_s: float = 2.0, ready_timeout_s: float = 60.0) -> pd.DataFrame:
+           tail_s: float = 2.0, ready_timeout_s: float = 60.0, start_at_unix: float | None = None) -> pd.DataFrame:
     """Replays ``pcap`` among ``hosts`` of a running emulation; one row per packet sent.
 
     Receivers and senders start first and report ready; the first packet is due ``lead_s``
-    after the last of them did; receivers stop ``tail_s`` after the last sender finished.
+    after the last of them did, or at ``start_at_unix`` if that is later; receivers stop
+    ``tail_s`` after the last sender finished.
     Columns: ``index`` (packet number in the capture), ``src``, ``dst`` (host names),
     ``size_bytes``, ``t_due``/``t_sent`` (Unix s: original timing, actual send),
     ``t_recv`` (Unix s, kernel receive time; NaN = lost), ``one_way_s`` = t_recv - t_sent.
@@ -176,12 +201,12 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
                                              "--out", str(workdir / f"sent-{h}.csv")],
                                    role="pcap-send", netns=emu.host(h).netns, **pipes))
         _await_ready(receivers + senders, ready_timeout_s)
-        start_at = time.time() + lead_s
+        start_at = max(time.time() + lead_s, start_at_unix or 0.0)
         for p in senders:
             p.popen.stdin.write(f"{start_at:.6f}\n")
             p.popen.stdin.close()
         for p in senders:
-            if p.popen.wait(timeout=lead_s + span_s + 60) != 0:
+            if p.popen.wait(timeout=max(0.0, start_at - time.time()) + span_s + 60) != 0:
                 raise RuntimeError(f"pcap sender in {p.netns} exited with {p.popen.returncode}")
         time.sleep(tail_s)
         for p in receivers:
@@ -202,6 +227,43 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
     out = sent.merge(recv, on=["id", "src_ip", "dst"], how="left")
     out["one_way_s"] = out["t_recv"] - out["t_sent"]
     return out[["index", "src", "dst", "size_bytes", "t_due", "t_sent", "t_recv", "one_way_s"]].sort_values("index")
+
+
+class ReplayThreads:
+    """Replays an experiment's captures (``spec.pcaps``) in threads while the clock runs.
+
+    Capture ``c`` starts at ``start_unix + c.start_s / speedup`` (its orbital start
+    time); packets keep the capture's own wall-clock spacing.
+    """
+
+    def __init__(self, emu, pcaps, workdir: Path, start_unix: float, speedup: float):
+        import threading
+        self.results: dict[str, pd.DataFrame] = {}
+        self.errors: dict[str, BaseException] = {}
+        self.threads = []
+        for c in pcaps:
+            at = start_unix + c.start_s / speedup
+            th = threading.Thread(target=self._run, args=(emu, c, workdir / c.label, at), daemon=True,
+                                  name=f"pcap-{c.label}")
+            th.start()
+            self.threads.append(th)
+
+    def _run(self, emu, c, workdir: Path, at: float) -> None:
+        try:
+            self.results[c.label] = replay(emu, c.file, c.hosts, workdir, start_at_unix=at)
+        except BaseException as err:  # noqa: BLE001 - reported by collect()
+            self.errors[c.label] = err
+
+    def collect(self, timeout_s: float = 120.0) -> dict[str, pd.DataFrame]:
+        """Waits for every replay; raises RuntimeError naming the first that failed."""
+        for th in self.threads:
+            th.join(timeout_s)
+        stuck = [th.name for th in self.threads if th.is_alive()]
+        if stuck:
+            raise RuntimeError(f"{', '.join(stuck)} still running {timeout_s:g} s after the schedule ended")
+        for label, err in self.errors.items():
+            raise RuntimeError(f"pcap {label}: {err}")
+        return self.results
 
 
 def main(argv=None) -> int:

@@ -32,6 +32,7 @@ from .georef import geo_rtt_s, tcp_payload_rate_bps
 from .plan import NetworkPlan
 from .results import RunDir, atomic_write_bytes, git_commit, package_versions
 from .scenario import from_schedule
+from .pcapreplay import ReplayThreads
 from .traffic import AGENT_PORT, AgentGroup, BackgroundFlows, ProbeMesh
 
 LEAD_S = 2.0             # wall time between starting the traffic and the clock's step 0
@@ -158,6 +159,7 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
                                      port=AGENT_PORT + k))
                   for k, (label, plan, hosts) in enumerate(sc.workloads)]
         flows = BackgroundFlows(emu, sc.background, start_unix) if sc.background else None
+        captures = ReplayThreads(emu, spec.pcaps, adir / "pcap", start_unix, spec.speedup) if spec.pcaps else None
         stops = [g.stop for _, g in groups] + ([flows.stop] if flows else [])   # on error or Ctrl-C
         bar = tqdm(total=tl.n_steps - 1, desc=f"{alg.label}", unit="step", leave=False,
                    disable=not os.isatty(2))
@@ -185,8 +187,32 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
         outlasted_s = max(0.0, time.time() - end_unix)
         rtt = probes.collect() if probes else None
         thr = flows.collect() if flows else None
+        try:
+            replays = captures.collect() if captures else {}
+        except RuntimeError as err:
+            raise RunFailed(str(err)) from None
         emu.check_alive()
-    return _write_tables(sub, alg, sc, records, rtt, thr, groups, start_unix, spec, outlasted_s)
+    summary = _write_tables(sub, alg, sc, records, rtt, thr, groups, start_unix, spec, outlasted_s)
+    _write_pcap_tables(sub, replays, start_unix, sc.timeline, spec.speedup, summary)
+    return summary
+
+
+def _write_pcap_tables(sub: RunDir, replays: dict, start_unix: float, tl: LinkTimeline, speedup: float,
+                       summary: dict) -> None:
+    """One ``pcap`` table per capture (``pcap-<label>`` when there are several): orbital send
+    time ``t_s``, ends, size, one-way delay (NaN = lost), lateness against the capture's timing."""
+    for label, df in replays.items():
+        table = pd.DataFrame({"t_s": _orbital(df["t_sent"].to_numpy(), start_unix, tl, speedup),
+                              "index": df["index"], "src": df["src"], "dst": df["dst"],
+                              "size_bytes": df["size_bytes"], "one_way_s": df["one_way_s"],
+                              "late_s": df["t_sent"] - df["t_due"]})
+        write_table(sub, "pcap" if len(replays) == 1 else f"pcap-{label}", table)
+        got = table["one_way_s"].dropna()
+        summary.setdefault("pcap", {})[label] = {
+            "packets": int(len(table)), "loss": float(table["one_way_s"].isna().mean()) if len(table) else None,
+            "one_way_median_ms": float(got.median() * 1e3) if len(got) else None,
+            "one_way_p99_ms": float(got.quantile(0.99) * 1e3) if len(got) else None,
+            "late_p99_ms": float(table["late_s"].quantile(0.99) * 1e3) if len(table) else None}
 
 
 def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, start_unix, spec, outlasted_s) -> dict:

@@ -83,8 +83,26 @@ def test_sigint_mid_run_cleans_up_and_marks_the_folder_incomplete(tmp_path):
     assert not (runs[0] / "report.md").exists()
 
 
+def tiny_with_capture(folder: Path) -> Path:
+    """tests/specs/tiny.toml plus a 100-packet UDP capture between two outside addresses
+    (10 ms apart), replayed between compute:0 and compute:2 from 1 s of orbital time."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    folder.mkdir(parents=True, exist_ok=True)
+    pkts = []
+    for i in range(100):
+        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
+        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
+        p.time = 1_700_000_000 + i * 0.01
+        pkts.append(p)
+    wrpcap(str(folder / "cap.pcap"), pkts)
+    text = (REPO / "tests" / "specs" / "tiny.toml").read_text()
+    text += '\n[[pcap]]\nlabel = "udp"\nfile = "cap.pcap"\nhosts = ["compute:0", "compute:2"]\nstart_s = 1.0\n'
+    (folder / "tiny.toml").write_text(text)
+    return folder / "tiny.toml"
+
+
 def test_cli_shell_explores_the_running_network(testbed_cli, tmp_path):
-    spec = REPO / "tests" / "specs" / "tiny.toml"
+    spec = tiny_with_capture(tmp_path / "spec")
     r = testbed_cli("run", str(spec), "--cli", "--results", str(tmp_path),
                     input="nodes\nc_unknown\npingall\ndpctl lms0\ndpctl lms9999\nexit\n", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -98,3 +116,15 @@ def test_cli_shell_explores_the_running_network(testbed_cli, tmp_path):
     # The background flow ran at its scaled rate: 50 Gbit/s x 1e-4 = 5 Mbit/s.
     thr = pd.read_parquet(run / "min_delay" / "throughput.parquet")
     assert len(thr) >= 2 and thr["bps"].median() == pytest.approx(5e6, rel=0.1)
+    # The capture was replayed open loop during the run: every packet delivered, at its
+    # orbital time, never faster than the links' delays between the two hosts allow.
+    pcap = pd.read_parquet(run / "min_delay" / "pcap.parquet")
+    assert len(pcap) == 100 and pcap["one_way_s"].notna().all()
+    assert pcap["t_s"].min() == pytest.approx(1.0, abs=0.1) and pcap["late_s"].median() < 1e-3
+    ends = set(pcap["src"]) | set(pcap["dst"])
+    rtt = pd.read_parquet(run / "min_delay" / "rtt.parquet")
+    same_pair = rtt[[{a, b} == ends for a, b in zip(rtt["src"], rtt["dst"])]]
+    assert len(ends) == 2 and len(same_pair) > 0
+    assert (pcap["one_way_s"] >= same_pair["geo_rtt_s"].min() / 2 - 0.5e-3).all()
+    summary = json.loads((run / "summary.json").read_text())["algorithms"]["min_delay"]
+    assert summary["pcap"]["udp"]["packets"] == 100 and summary["pcap"]["udp"]["loss"] == 0.0

@@ -335,3 +335,43 @@ def test_check_reports_one_line_per_problem_and_exits_2():
     with pytest.raises(SpecError) as caught:
         load_spec(bad)
     assert result.stderr.splitlines() == [f"{bad}: {p}" for p in caught.value.problems]
+
+
+def write_capture(path: Path, n: int = 100, gap_s: float = 0.01) -> Path:
+    """``n`` UDP packets alternating between two outside addresses, ``gap_s`` apart."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    pkts = []
+    for i in range(n):
+        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
+        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
+        p.time = 1_700_000_000 + i * gap_s
+        pkts.append(p)
+    wrpcap(str(path), pkts)
+    return path
+
+
+def spec_with_capture(tmp_path: Path, **pcap) -> Path:
+    write_capture(tmp_path / "cap.pcap")
+    text = (REPO / "tests" / "specs" / "tiny.toml").read_text()
+    text += "\n[[pcap]]\nfile = \"cap.pcap\"\n" + "".join(f"{k} = {_value(v)}\n" for k, v in pcap.items())
+    (tmp_path / "s.toml").write_text(text)
+    return tmp_path / "s.toml"
+
+
+def test_a_capture_in_a_spec_is_summarised_and_its_hosts_resolved(tmp_path):
+    spec = load_spec(spec_with_capture(tmp_path, hosts=["compute:1", "compute:3"], start_s=1.5))
+    (c,) = spec.pcaps
+    assert c.label == "pcap0" and c.file == tmp_path / "cap.pcap" and c.start_s == 1.5
+    assert c.hosts == (spec.compute_names[1], spec.compute_names[3])
+    assert c.n_packets == 100 and c.span_s == pytest.approx(0.99) and c.size_bytes == 100 * 242
+    out = subprocess.run([sys.executable, "-m", "testbed", "check", str(tmp_path / "s.toml")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "pcap           pcap0: cap.pcap, 100 IPv4 packets over 0.99 s" in out.stdout
+
+
+def test_a_capture_that_would_outlast_the_run_is_rejected(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec_with_capture(tmp_path, start_s=3.5))
+    assert caught.value.problems == ("pcap[0].start_s: the capture spans 0.99 s and would end at 4.49 s, "
+                                     "after the run (time.duration_s = 4 s)",)

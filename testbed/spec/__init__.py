@@ -12,10 +12,10 @@ Front door::
 
 from .check import add_check_arguments, check_command, summary_lines
 from .load import load_spec
-from .model import (AlgorithmSpec, BackgroundSpec, PlacementSpec, ProbeSpec, Spec, SpecError, WorkloadSpec,
+from .model import (AlgorithmSpec, BackgroundSpec, PcapSpec, PlacementSpec, ProbeSpec, Spec, SpecError, WorkloadSpec,
                     resolve_host)
 
 __all__ = [
-    "AlgorithmSpec", "BackgroundSpec", "PlacementSpec", "ProbeSpec", "Spec", "SpecError", "WorkloadSpec",
+    "AlgorithmSpec", "BackgroundSpec", "PcapSpec", "PlacementSpec", "ProbeSpec", "Spec", "SpecError", "WorkloadSpec",
     "add_check_arguments", "check_command", "load_spec", "resolve_host", "summary_lines",
 ]

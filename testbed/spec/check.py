@@ -81,6 +81,10 @@ def summary_lines(spec: Spec) -> list[str]:
     lines.append(f"background     {len(spec.background)} flow(s)" + "".join(
         f"; {b.label}: {b.src} -> {b.dst} at {_rate(b.nominal_rate_bps)} (emulated {_rate(b.rate_bps)}), "
         f"{b.start_s:g}-{b.end_s:g} s" for b in spec.background))
+    for c in spec.pcaps:
+        mean_bps = c.size_bytes * 8 / c.span_s if c.span_s > 0 else float("inf")
+        lines.append(f"pcap           {c.label}: {c.file.name}, {c.n_packets} IPv4 packets over {c.span_s:g} s "
+                     f"(mean {_rate(mean_bps)}, replayed unscaled) onto {', '.join(c.hosts)}, from {c.start_s:g} s")
     pairs = spec.probes.resolve_pairs(spec.host_names_by_kind())
     which = spec.probes.pairs if isinstance(spec.probes.pairs, str) else "listed"
     lines.append(f"probes         {len(pairs)} pair(s) ({which}) at {spec.probes.rate_hz:g} Hz")

@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from .checks import BAD, NAME_RE, NAME_RULE, Problems, Table, ok, show
-from .model import (PLACEMENT_RULES, PROBE_PAIR_SETS, AlgorithmSpec, BackgroundSpec, PlacementSpec, ProbeSpec,
+from .model import (PLACEMENT_RULES, PROBE_PAIR_SETS, AlgorithmSpec, BackgroundSpec, PcapSpec, PlacementSpec, ProbeSpec,
                     Spec, SpecError, WorkloadSpec, load_trace, resolve_host, trace_format)
 from .topology import Topology, read_topology
 
 TOP_KEYS = ("experiment", "constellation", "isl", "ground", "compute", "time", "emulation",
-            "algorithms", "workloads", "background", "probes")
+            "algorithms", "workloads", "background", "probes", "pcap")
 EXPERIMENT_KEYS = ("name", "description", "seed", "output_dir")
 EMULATION_KEYS = ("rate_scale", "backend")
 ALGORITHM_KEYS = ("name", "params", "label")
 WORKLOAD_KEYS = ("label", "generator", "trace", "params", "n_ranks", "placement")
 BACKGROUND_KEYS = ("label", "src", "dst", "rate_bps", "start_s", "duration_s")
+PCAP_KEYS = ("label", "file", "hosts", "start_s")
 PROBE_KEYS = ("pairs", "rate_hz")
 
 DEFAULT_RATE_SCALE = 1e-4
@@ -95,7 +96,7 @@ def load_spec(path: str | Path) -> Spec:
     raw = _read_toml(path)
     problems = Problems()
     top = Table(raw, "", problems, TOP_KEYS)
-    tables = {key: top.table(key) for key in TOP_KEYS if key not in ("algorithms", "workloads", "background")}
+    tables = {key: top.table(key) for key in TOP_KEYS if key not in ("algorithms", "workloads", "background", "pcap")}
 
     name, description, seed, output_dir = _experiment(Table(tables["experiment"] or {}, "experiment",
                                                             problems, EXPERIMENT_KEYS), path)
@@ -108,6 +109,7 @@ def load_spec(path: str | Path) -> Spec:
     workloads = _workloads(top, problems, path.parent, topology)
     background = _background(top, problems, topology, rate_scale)
     probes = _probes(Table(tables["probes"] or {}, "probes", problems, PROBE_KEYS), topology)
+    pcaps = _pcaps(top, problems, path.parent, topology)
     if problems:
         raise SpecError(path, problems.lines)
     return Spec(
@@ -115,7 +117,7 @@ def load_spec(path: str | Path) -> Spec:
         output_dir=output_dir, topology=topology.config, speedup=topology.speedup, rate_scale=rate_scale,
         backend=backend, algorithms=algorithms, workloads=workloads, background=background, probes=probes,
         n_satellites=topology.n_satellites, compute_node_ids=topology.compute_node_ids,
-        compute_names=topology.compute_names, ground_names=topology.ground_names)
+        compute_names=topology.compute_names, ground_names=topology.ground_names, pcaps=pcaps)
 
 
 # -- [experiment] ----------------------------------------------------------------
@@ -403,6 +405,56 @@ def _background(top: Table, problems: Problems, topology: Topology | None, rate_
                                       rate_bps=rate_bps * rate_scale, start_s=start_s, duration_s=duration_s,
                                       nominal_rate_bps=rate_bps, src_selector=ends["src"],
                                       dst_selector=ends["dst"]))
+    return tuple(out)
+
+
+# -- [[pcap]] --------------------------------------------------------------------
+
+def _pcaps(top: Table, problems: Problems, spec_dir: Path, topology: Topology | None) -> tuple[PcapSpec, ...]:
+    from testbed.pcapreplay import capture_summary
+    out, labels = [], {}
+    hosts = ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
+             if topology else None)
+    run_s = topology.config.duration_s if topology else None
+    for i, (where, data) in enumerate(top.tables("pcap")):
+        t = Table(data, where, problems, PCAP_KEYS)
+        label = t.string("label", f"pcap{i}", name_rule=True)
+        if ok(label) and label in labels:
+            label = t.bad("label", f"duplicate label {label!r} (also {labels[label]})")
+        elif ok(label):
+            labels[label] = where
+        file, summary = t.string("file", required=True), None
+        if ok(file):
+            file = (spec_dir / Path(file).expanduser()).resolve()
+            if not file.is_file():
+                file = t.bad("file", f"no such file: {file} (relative paths start at the spec's folder)")
+            else:
+                try:
+                    summary = capture_summary(file)
+                except ValueError as err:
+                    file = t.bad("file", str(err))
+        selectors = t.array("hosts", ["compute:0", "compute:1"])
+        names: Any = BAD
+        if ok(selectors):
+            if not all(isinstance(h, str) for h in selectors):
+                selectors = t.bad("hosts", "must be an array of host selectors (strings)")
+            elif len(selectors) < 2:
+                selectors = t.bad("hosts", f"must name at least two hosts, got {len(selectors)}")
+            elif hosts is not None:
+                try:
+                    names = tuple(_resolve(h, hosts, topology) for h in selectors)
+                except ValueError as err:
+                    selectors = t.bad("hosts", str(err))
+                else:
+                    if len(set(names)) < 2:
+                        selectors = t.bad("hosts", f"{show(selectors)} name fewer than two distinct hosts")
+        start_s = t.number("start_s", 0.0, ge=0.0)
+        if summary is not None and ok(start_s) and run_s is not None and start_s + summary[1] > run_s * (1 + 1e-9):
+            start_s = t.bad("start_s", f"the capture spans {summary[1]:g} s and would end at "
+                                       f"{start_s + summary[1]:g} s, after the run (time.duration_s = {run_s:g} s)")
+        if summary is not None and all(ok(v) for v in (label, file, selectors, names, start_s)):
+            out.append(PcapSpec(label=label, file=file, hosts=names, host_selectors=tuple(selectors),
+                                start_s=start_s, n_packets=summary[0], span_s=summary[1], size_bytes=summary[2]))
     return tuple(out)
 
 

@@ -212,6 +212,41 @@ def load_trace(path: Path, n_ranks: int | None = None):
 
 
 @dataclass(frozen=True)
+class PcapSpec:
+    """A capture replayed open loop between hosts (``[[pcap]]``; :mod:`testbed.pcapreplay`).
+
+    Attributes
+    ----------
+    label : str
+    file : Path
+        The pcap, absolute.
+    hosts : tuple of str
+        Host names the capture's IPv4 addresses map onto, in order of first appearance,
+        cycling (resolved from ``host_selectors`` at load time).
+    host_selectors : tuple of str
+        The hosts as written.
+    start_s : float
+        Orbital time of the first packet, from the schedule epoch [s].
+    n_packets : int
+        IPv4 packets in the capture.
+    span_s : float
+        Time from its first to its last packet [s].
+    size_bytes : int
+        Their frame bytes. Replayed as captured: ``rate_scale`` scales neither sizes
+        nor timing (a packet-level experiment keeps its packets).
+    """
+
+    label: str
+    file: Path
+    hosts: tuple[str, ...]
+    host_selectors: tuple[str, ...]
+    start_s: float
+    n_packets: int
+    span_s: float
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class BackgroundSpec:
     """A constant-rate background flow between two hosts.
 
@@ -310,7 +345,7 @@ class Spec:
         Link rates and workload bytes are multiplied by it (DESIGN.md).
     backend : str
         ``"auto"``, ``"netem"`` or ``"delayline"``.
-    algorithms, workloads, background : tuples of the specs above
+    algorithms, workloads, background, pcaps : tuples of the specs above
     probes : ProbeSpec
     n_satellites : int
     compute_node_ids : tuple of int
@@ -339,6 +374,7 @@ class Spec:
     compute_node_ids: tuple[int, ...]
     compute_names: tuple[str, ...]
     ground_names: tuple[str, ...]
+    pcaps: tuple[PcapSpec, ...] = ()
 
     def schedule_config(self):
         """The :class:`topologies.ScheduleConfig` to generate the schedule from."""
