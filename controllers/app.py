@@ -61,6 +61,9 @@ class RoutingApp(app_manager.OSKenApp):
         self.installed = {}         # node -> SwitchTable on that switch
         self.pending_barriers = {}  # (node, xid) -> hub.Event
         self.port_bytes = {}        # (node, port) -> (t, tx_bytes)
+        self.rule_bytes = {}        # (node, ipv4_dst, in_port, priority) -> (t, byte_count)
+        self.rule_load = {}         # same key -> (next switch, destination switch, utilisation)
+        self.load_rerouted_at = -float("inf")   # monotonic time of the last load-driven re-route
         self.push_lock = hub.BoundedSemaphore(1)   # one diff-and-send at a time
         self.poll_interval_s = OPTIONS["poll_interval_s"]
         self.stats_log = open(OPTIONS["stats_log"], "a") if OPTIONS.get("stats_log") else None
@@ -296,10 +299,60 @@ class RoutingApp(app_manager.OSKenApp):
         while True:
             hub.sleep(self.poll_interval_s)
             busy = {a for (a, _b), u in self.session.utilisation.items() if u > UTILISATION_EPSILON}
+            per_destination = self.session.router.algorithm.uses_utilisation
             for node in sorted(self.session.carrying | busy):
                 dp = self.datapaths.get(node)
-                if dp is not None:
-                    dp.send_msg(dp.ofproto_parser.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY))
+                if dp is None:
+                    continue
+                ofp, parser = dp.ofproto, dp.ofproto_parser
+                if per_destination:   # rule counters first: their reply is in before the port reply
+                    dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                                           0, 0, parser.OFPMatch()))
+                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev):
+        """Per-destination load of each link out of a switch, from its rules' byte counters.
+
+        Rules match one destination host; a rule's output port (or, for a hairpin rule,
+        its in_port) names the link. Result: ``session.own_utilisation[(node, nbr)][dst
+        switch]`` as a fraction of the link's capacity.
+        """
+        node = self.session.dpid_to_node.get(ev.msg.datapath.id)
+        if node is None or not self.session.has_topology:
+            return
+        now = time.monotonic()
+        ofp = ev.msg.datapath.ofproto
+        seen = set()
+        for st in ev.msg.body:
+            host = self.session.hosts.get(st.match.get("ipv4_dst"))
+            ports = [a.port for inst in st.instructions for a in getattr(inst, "actions", [])
+                     if hasattr(a, "port")]
+            if host is None or len(ports) != 1:
+                continue                      # not a unicast route rule (e.g. a select group)
+            port = st.match.get("in_port") if ports[0] == ofp.OFPP_IN_PORT else ports[0]
+            edge = self.session.port_to_edge.get((node, port))
+            key = (node, st.match.get("ipv4_dst"), st.match.get("in_port"), st.priority)
+            seen.add(key)
+            prev = self.rule_bytes.get(key)
+            self.rule_bytes[key] = (now, st.byte_count)
+            if edge is None or prev is None or not 0 < now - prev[0] <= 3 * self.poll_interval_s:
+                self.rule_load.pop(key, None)
+                continue
+            nbr = edge[1] if edge[0] == node else edge[0]
+            cap = self.session.links.get(edge, {}).get("capacity_bps")
+            if cap:
+                rate = max(0.0, (st.byte_count - prev[1]) * 8 / (now - prev[0]) / cap)
+                self.rule_load[key] = (nbr, host.switch, rate)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:     # the whole table: rules gone since are gone
+            for key in [k for k in self.rule_load if k[0] == node and k not in seen]:
+                del self.rule_load[key]
+        own = {k: v for k, v in self.session.own_utilisation.items() if k[0] != node}
+        for (n, *_rest), (nbr, dst, rate) in self.rule_load.items():
+            if n == node and rate > 0:
+                shares = own.setdefault((node, nbr), {})
+                shares[dst] = shares.get(dst, 0.0) + rate
+        self.session.own_utilisation = own
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):
@@ -327,11 +380,21 @@ class RoutingApp(app_manager.OSKenApp):
         if changed:
             self.session.on_utilisation(util)
             self._log_stats({"event": "utilisation", "node": node,
-                             "links": {f"{a}-{b}": round(u, 4) for (a, b), u in util.items() if a == node}})
-            if self.session.step >= 0 and self.session.router.algorithm.uses_utilisation:
+                             "links": {f"{a}-{b}": round(u, 4) for (a, b), u in util.items() if a == node},
+                             "by_destination": {f"{a}-{b}": {str(d): round(x, 4) for d, x in shares.items()}
+                                                for (a, b), shares in self.session.own_utilisation.items()
+                                                if a == node}})
+            # Counters read across a load-driven re-route mix the old paths with the new ones
+            # (a rule's bytes all count for its new next hop): wait until a whole poll
+            # interval has passed on the new routes before acting on load again.
+            settled = now - self.load_rerouted_at > 2 * self.poll_interval_s
+            if self.session.step >= 0 and self.session.router.algorithm.uses_utilisation and settled:
+                before = self.session.routes
                 self.session.recompute()
-                self._push_soon()
-                self._log_paths("utilisation")
+                if self.session.routes != before:
+                    self.load_rerouted_at = now
+                    self._push_soon()
+                    self._log_paths("utilisation")
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,7 @@ class ControllerSession:
     links: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     future: list[tuple[float, list[dict]]] = field(default_factory=list)
     utilisation: dict[tuple[int, int], float] = field(default_factory=dict)
+    own_utilisation: dict[tuple[int, int], dict[int, float]] = field(default_factory=dict)
     t_s: float = 0.0
     step: int = -1
     routes: Routes | None = None
@@ -123,7 +124,8 @@ class ControllerSession:
         future = tuple((t, to_graph(from_records(t, self.switches, recs))) for t, recs in self.future
                        if self.router.algorithm.uses_future)
         destinations = frozenset(h.switch for h in self.hosts.values())
-        ctx = RoutingContext(t_s=self.t_s, future=future, utilisation=self.utilisation, previous=self.routes)
+        ctx = RoutingContext(t_s=self.t_s, future=future, utilisation=self.utilisation, previous=self.routes,
+                             own_utilisation=self.own_utilisation)
         self.routes = self.router(graph, destinations, ctx)
         self.table = build_flow_table(self.routes, self.ports, self.hosts)
         self.carrying = self.carrying_switches()

@@ -99,10 +99,14 @@ def test_predictive_loses_no_packets_at_a_scheduled_link_change(tmp_path):
     assert len(lost_p) <= 1
 
 
-def _paths_and_load(algorithm, tmp_path):
-    """TCP h0 -> h2 at full rate on an equal-delay ring; the controller's path and load log."""
-    with Emulation(ring([0.002] * 4), algorithm, log_dir=tmp_path) as emu:
-        out = emu.iperf3("h0", "h2", duration_s=4.0, omit_s=0.0)
+def _paths_and_load(algorithm, tmp_path, dst):
+    """Full-rate TCP h0 -> ``dst`` on an equal-delay ring with hosts on 0, 1 and 2: the
+    controller's h0 -> h2 paths chosen on load, and the links it saw loaded."""
+    plan = make_plan(range(4), {0: ("h0", "compute"), 1: ("h1", "compute"), 2: ("h2", "compute")},
+                     [(0, 1, "isl", 20e6, 0.002, True), (1, 2, "isl", 20e6, 0.002, True),
+                      (2, 3, "isl", 20e6, 0.002, True), (0, 3, "isl", 20e6, 0.002, True)])
+    with Emulation(plan, algorithm, log_dir=tmp_path) as emu:
+        out = emu.iperf3("h0", dst, duration_s=4.0, omit_s=0.0)
         time.sleep(1.0)                                  # one more poll after the flow ended
     assert out["end"]["sum_received"]["bytes"] > 0
     log = [json.loads(line) for line in (tmp_path / "controller-steps.jsonl").read_text().splitlines()]
@@ -112,12 +116,17 @@ def _paths_and_load(algorithm, tmp_path):
     return moved, loaded
 
 
-def test_load_aware_leaves_the_loaded_path_on_measured_port_counters(tmp_path):
-    # Two equal paths 0-1-2 and 0-3-2; the tie goes to 0-1-2. A full-rate TCP flow loads it;
-    # the polled counters show the load and load_aware moves h0 -> h2 to the idle 0-3-2.
-    moved, loaded = _paths_and_load("load_aware", tmp_path / "load_aware")
-    print(f"load_aware: paths after load changes {moved}, loaded links {sorted(loaded)}")
-    assert "0-1" in loaded and "0-3-2" in moved
+def test_load_aware_leaves_a_path_loaded_by_other_traffic_and_is_not_chased_by_its_own(tmp_path):
+    # Paths 0-1-2 and 0-3-2 are equal; the tie goes to 0-1-2. A full-rate flow h0 -> h1
+    # fills 0 -> 1: traffic to h2 moves to 0-3-2, once (no flapping back).
+    moved, loaded = _paths_and_load("load_aware", tmp_path / "other", "h1")
+    print(f"load_aware, h0 -> h1 loaded: h0 -> h2 paths {moved}, loaded links {sorted(loaded)}")
+    assert "0-1" in loaded and moved == ["0-3-2"]
+    # The full-rate flow is itself h0 -> h2: its own load is no reason to move (on port
+    # counters alone it moved at every poll, 8 times in 4 s).
+    moved, loaded = _paths_and_load("load_aware", tmp_path / "own", "h2")
+    print(f"load_aware, h0 -> h2 loaded: h0 -> h2 paths {moved}, loaded links {sorted(loaded)}")
+    assert "0-1" in loaded and moved == []
     # min_delay sees the same counters (they feed the link_util table) but never re-routes on them.
-    moved, loaded = _paths_and_load("min_delay", tmp_path / "min_delay")
+    moved, loaded = _paths_and_load("min_delay", tmp_path / "min_delay", "h1")
     assert "0-1" in loaded and moved == []

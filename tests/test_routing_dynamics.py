@@ -136,6 +136,24 @@ def test_load_aware_keeps_the_route_in_force_within_the_hysteresis():
     assert next_hop(step(router, 0.0, moved), 0, 2) == 1  # 10 ms vs 15 ms: move back
 
 
+def test_load_aware_is_not_chased_by_its_own_traffic():
+    router = make_router("load_aware", {"alpha_s": 0.01, "hysteresis": 0.1})
+    idle = step(router, 0.0, None)
+    # 0 -> 1 full, and all of it goes to switch 2 (measured per destination): the flow to 2
+    # stays where it is, since its own load is no reason to leave.
+    ctx = RoutingContext(t_s=0.0, utilisation={(0, 1): 0.9}, previous=idle, own_utilisation={(0, 1): {2: 0.9}})
+    routes = router(RING, frozenset(RING), ctx)
+    assert next_hop(routes, 0, 2) == 1
+    # Without the per-destination share the same load drives the flow to 2 away.
+    assert next_hop(step(router, 0.9, idle), 0, 2) == 4
+    # Part of it goes elsewhere: 0.5 of the 0.9 is traffic to switch 3, enough for the
+    # flow to 2 to move; the flow to 3 sees only the 0.4 to 2 on 0 -> 1, which it does not use.
+    ctx = RoutingContext(t_s=0.0, utilisation={(0, 1): 0.9}, previous=idle,
+                         own_utilisation={(0, 1): {2: 0.4, 3: 0.5}})
+    routes = router(RING, frozenset(RING), ctx)
+    assert next_hop(routes, 0, 2) == 4 and next_hop(routes, 0, 3) == 4
+
+
 def test_load_aware_does_not_flap_on_noisy_load():
     noisy = [0.0, 0.36, 0.32, 0.37, 0.33, 0.38, 0.31, 0.36, 0.30]
 

@@ -77,6 +77,11 @@ class RoutingContext:
         Measured load of directed link ``u -> v`` as a fraction of its
         capacity (0 = idle, 1 = full).  May be empty (no measurement = idle).
         Used by ``load_aware``.
+    own_utilisation : mapping (int, int) -> mapping int -> float
+        The part of ``utilisation[(u, v)]`` that is traffic towards destination switch
+        ``d``: ``own_utilisation[(u, v)][d]`` (from per-destination rule counters).
+        May be empty (not measured). ``load_aware`` routes towards ``d`` on the other
+        destinations' shares, so a flow is not chased by its own load.
     previous : Routes or None
         The routes in force before this computation, for hysteresis.
     """
@@ -85,6 +90,7 @@ class RoutingContext:
     future: tuple[tuple[float, nx.Graph], ...] = ()
     utilisation: Mapping[tuple[int, int], float] = field(default_factory=lambda: _EMPTY)
     previous: Routes | None = None
+    own_utilisation: Mapping[tuple[int, int], Mapping[int, float]] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         if isinstance(self.t_s, bool) or not isinstance(self.t_s, (int, float)) or not math.isfinite(self.t_s):

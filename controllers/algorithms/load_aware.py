@@ -13,6 +13,14 @@ Link cost
     (seconds) reads as "extra delay charged when a link is half full".
     Links without a measurement count as idle.
 
+Own traffic
+    A flow's own load on the links it uses is not a reason to leave them:
+    with one elephant flow on two equal paths, charging it for its own load
+    moves it at every poll (the link it leaves goes idle, the one it joins
+    fills). Where ``ctx.own_utilisation`` says how a link's load splits by
+    destination, routes towards ``d`` are computed on the other destinations'
+    shares only (on links without such counters, on the total as before).
+
 Hysteresis
     Measurements are noisy, and moving traffic changes the next measurement,
     so plain least-cost routing flaps.  For each switch and destination the
@@ -103,8 +111,9 @@ def route(
     destinations : frozenset of int
         Switches with hosts attached.
     ctx : RoutingContext
-        ``utilisation`` (directed, fraction of capacity) and ``previous``
-        (routes in force) are used.
+        ``utilisation`` (directed, fraction of capacity), ``own_utilisation``
+        (its per-destination shares, when measured) and ``previous`` (routes in
+        force) are used.
     alpha_s : float
         Congestion penalty scale, seconds (penalty at 50 % load).
     rho_max : float
@@ -113,13 +122,34 @@ def route(
         Relative margin a new next hop must win by to replace the one in force.
     """
     base = IndexedGraph.from_graph(graph, "delay_s")
-    indexed = base.with_costs(congestion_costs(base, ctx.utilisation, alpha_s, rho_max))
+    destinations = frozenset(destinations)
+    knobs = (ctx.previous, alpha_s, rho_max, hysteresis)
+    # Destinations whose own traffic was measured are routed one by one, each on the load
+    # of everything else; the rest share one computation on the total load.
+    own = ctx.own_utilisation
+    measured = sorted({d for shares in own.values() for d, u in shares.items() if u > 0} & destinations)
+    shared = destinations.difference(measured)
+    routes: Routes = _route_on(base, shared, ctx.utilisation, *knobs) if shared else {}
+    for d in measured:
+        # Everything else on a link: the other destinations' shares where rule counters were
+        # read (the same reply, so the same interval), else the link's total.
+        others = {edge: rho for edge, rho in ctx.utilisation.items() if edge not in own}
+        others.update({edge: sum(u for dst, u in shares.items() if dst != d) for edge, shares in own.items()})
+        for u, by_dest in _route_on(base, frozenset((d,)), others, *knobs).items():
+            routes.setdefault(u, {}).update(by_dest)
+    return routes
+
+
+def _route_on(base: IndexedGraph, destinations: Set[int], utilisation: Mapping[tuple[int, int], float],
+              previous: Routes | None, alpha_s: float, rho_max: float, hysteresis: float) -> Routes:
+    """Routes towards ``destinations`` on delay + congestion from ``utilisation``, with hysteresis."""
+    indexed = base.with_costs(congestion_costs(base, utilisation, alpha_s, rho_max))
     dest = indexed.indices(destinations)
     dist = distances(indexed, dest)
     next_idx = best_next(indexed, dist)
-    if ctx.previous:
+    if previous:
         via, downhill = via_costs(indexed, dist)
-        prev = _previous_masks(indexed, dest, ctx.previous)
+        prev = _previous_masks(indexed, dest, previous)
         bits = np.left_shift(1, np.arange(indexed.nbr.shape[1], dtype=np.int64))
         in_force = (prev[:, :, None] & bits) != 0
         keepable = in_force & downhill & (via <= (1.0 + hysteresis) * dist[:, :, None])
@@ -138,6 +168,6 @@ ALGORITHM = Algorithm(
         Param("rho_max", float, 0.95, "utilisation is clipped to this before the penalty", (positive, below(1.0))),
         Param("hysteresis", float, 0.1, "keep the next hop in force unless the new one is better by this fraction", (non_negative,)),
     ),
-    summary="delay + M/M/1-like congestion cost from port counters, hysteresis against flapping",
+    summary="delay + M/M/1-like congestion cost from port and rule counters (not chased by its own traffic), hysteresis",
     uses_utilisation=True,
 )
