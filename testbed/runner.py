@@ -192,7 +192,8 @@ def run_algorithm(spec, alg, sc: Scenario, run_dir: RunDir, backend: str, caps, 
         except RuntimeError as err:
             raise RunFailed(str(err)) from None
         emu.check_alive()
-    summary = _write_tables(sub, alg, sc, records, rtt, thr, groups, start_unix, spec, outlasted_s)
+        teardown_unix = time.time()   # controller events after this are the tear-down's, not the run's
+    summary = _write_tables(sub, alg, sc, records, rtt, thr, groups, start_unix, spec, outlasted_s, teardown_unix)
     _write_pcap_tables(sub, replays, start_unix, sc.timeline, spec.speedup, summary)
     return summary
 
@@ -215,7 +216,8 @@ def _write_pcap_tables(sub: RunDir, replays: dict, start_unix: float, tl: LinkTi
             "late_p99_ms": float(table["late_s"].quantile(0.99) * 1e3) if len(table) else None}
 
 
-def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, start_unix, spec, outlasted_s) -> dict:
+def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, start_unix, spec, outlasted_s,
+                  until_unix: float) -> dict:
     tl = sc.timeline
     write_table(sub, "clock", pd.DataFrame([r.__dict__ for r in records]))
     summary: dict = {"steps": len(records), "workload_outlasted_schedule_s": outlasted_s}
@@ -236,7 +238,8 @@ def _write_tables(sub: RunDir, alg, sc: Scenario, records, rtt, thr, groups, sta
         summary.update(probes=int(len(table)), loss=float(table["rtt_s"].isna().mean()) if len(table) else None,
                        rtt_excess_median_ms=float(excess.median() * 1e3) if len(excess) else None,
                        rtt_excess_p99_ms=float(excess.quantile(0.99) * 1e3) if len(excess) else None)
-    paths, util = _controller_tables(sub.path / "controller-steps.jsonl", sc.plan, start_unix, tl, spec.speedup)
+    paths, util = _controller_tables(sub.path / "controller-steps.jsonl", sc.plan, start_unix, tl, spec.speedup,
+                                     until_unix)
     write_table(sub, "paths", paths)
     write_table(sub, "link_util", util)
     summary["path_changes"] = int(max(0, len(paths) - paths[["src", "dst"]].drop_duplicates().shape[0])) if len(paths) else 0
@@ -278,12 +281,16 @@ def _rank_latency(sc: Scenario, group: AgentGroup) -> dict[tuple[int, int], floa
 
 
 def _controller_tables(path: Path, plan: NetworkPlan, start_unix: float, tl: LinkTimeline,
-                       speedup: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       speedup: float, until_unix: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Paths and link utilisation from the controller's log, up to ``until_unix`` (when
+    the network's tear-down began: its ports going down are not routing events)."""
     host_of_switch = {h.switch: h.name for h in plan.hosts}
     paths, util = [], []
     if path.exists():
         for line in path.read_text().splitlines():
             rec = json.loads(line)
+            if rec["t_wall"] >= until_unix:
+                continue
             t_s = float(_orbital(np.array([rec["t_wall"]]), start_unix, tl, speedup)[0])
             if rec.get("event") == "paths":
                 for key, p in rec["paths"].items():

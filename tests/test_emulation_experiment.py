@@ -51,6 +51,12 @@ def test_default_experiment_runs_end_to_end_with_every_table_and_plot(testbed_cl
         assert (rtt["rtt_s"] >= rtt["geo_rtt_s"] - 0.5e-3).all(), label
         assert (rtt["rtt_s"] - rtt["geo_rtt_s"]).median() < 0.05, label
         assert pd.read_parquet(run / label / "transfers.parquet")["size_bytes"].sum() > 0
+        # Satellites of a +Grid shell stay connected: a compute pair is never unreachable
+        # (the tear-down's ports going down once showed up here as path changes).
+        compute = set(rtt["src"]) | set(rtt["dst"])
+        paths = pd.read_parquet(run / label / "paths.parquet")
+        gone = paths[(paths["hops"] < 0) & paths["src"].isin(compute) & paths["dst"].isin(compute)]
+        assert gone.empty, (label, gone.head())
     for name in PLOTS:
         for ext in ("png", "pdf"):
             assert (run / "plots" / f"{name}.{ext}").stat().st_size > 1000, name
