@@ -347,7 +347,11 @@ class RoutingApp(app_manager.OSKenApp):
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:     # the whole table: rules gone since are gone
             for key in [k for k in self.rule_load if k[0] == node and k not in seen]:
                 del self.rule_load[key]
+        # Every link out of this switch is now measured, loaded or not: an empty share map
+        # means "no rule sent anything here", not "unknown" (rule counters lag port
+        # counters by up to a revalidation interval, ~0.5 s in OVS, so a window can be empty).
         own = {k: v for k, v in self.session.own_utilisation.items() if k[0] != node}
+        own.update({(node, nbr): {} for nbr in self.session.neighbours.get(node, ())})
         for (n, *_rest), (nbr, dst, rate) in self.rule_load.items():
             if n == node and rate > 0:
                 shares = own.setdefault((node, nbr), {})

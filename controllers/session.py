@@ -30,6 +30,7 @@ class ControllerSession:
     dpid_to_node: dict[int, int] = field(default_factory=dict)
     ports: dict[tuple[int, int], int] = field(default_factory=dict)
     port_to_edge: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    neighbours: dict[int, list[int]] = field(default_factory=dict)
     hosts: dict[str, HostAttachment] = field(default_factory=dict)
     switches: tuple[int, ...] = ()
     links: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
@@ -51,6 +52,9 @@ class ControllerSession:
         self.switches = tuple(sorted(self.dpid_to_node.values()))
         self.ports = {(int(s), int(n)): int(p) for s, n, p in msg["ports"]}
         self.port_to_edge = {(s, p): (min(s, n), max(s, n)) for (s, n), p in self.ports.items()}
+        self.neighbours = {}
+        for s, n in sorted(self.ports):
+            self.neighbours.setdefault(s, []).append(n)
         self.hosts = {h["ip"]: HostAttachment(switch=int(h["switch"]), port=int(h["port"]), mac=h["mac"])
                       for h in msg["hosts"]}
 

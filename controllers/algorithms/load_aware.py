@@ -124,18 +124,24 @@ def route(
     base = IndexedGraph.from_graph(graph, "delay_s")
     destinations = frozenset(destinations)
     knobs = (ctx.previous, alpha_s, rho_max, hysteresis)
-    # Destinations whose own traffic was measured are routed one by one, each on the load
-    # of everything else; the rest share one computation on the total load.
+    # With rule counters (own_utilisation non-empty), a link's load is the sum of its
+    # per-destination shares and each destination is routed on the other destinations'
+    # shares; links of switches whose rules were not read count their total. Destinations
+    # with no share anywhere all see the same load and share one computation.
     own = ctx.own_utilisation
     measured = sorted({d for shares in own.values() for d, u in shares.items() if u > 0} & destinations)
     shared = destinations.difference(measured)
-    routes: Routes = _route_on(base, shared, ctx.utilisation, *knobs) if shared else {}
+
+    def load_without(d: int | None) -> dict[tuple[int, int], float]:
+        if not own:
+            return dict(ctx.utilisation)
+        load = {edge: rho for edge, rho in ctx.utilisation.items() if edge not in own}
+        load.update({edge: sum(u for dst, u in shares.items() if dst != d) for edge, shares in own.items()})
+        return load
+
+    routes: Routes = _route_on(base, shared, load_without(None), *knobs) if shared else {}
     for d in measured:
-        # Everything else on a link: the other destinations' shares where rule counters were
-        # read (the same reply, so the same interval), else the link's total.
-        others = {edge: rho for edge, rho in ctx.utilisation.items() if edge not in own}
-        others.update({edge: sum(u for dst, u in shares.items() if dst != d) for edge, shares in own.items()})
-        for u, by_dest in _route_on(base, frozenset((d,)), others, *knobs).items():
+        for u, by_dest in _route_on(base, frozenset((d,)), load_without(d), *knobs).items():
             routes.setdefault(u, {}).update(by_dest)
     return routes
 
