@@ -59,3 +59,18 @@ def leftovers() -> dict[str, list[str]]:
     found = inventory()
     return {"bridges": found.bridges, "netns": found.netns, "interfaces": found.interfaces,
             "processes": found.processes}
+
+
+def write_capture(path: Path, n: int = 100, gap_s: float = 0.01) -> Path:
+    """A pcap of ``n`` 242-byte UDP packets alternating between two outside addresses
+    (192.0.2.1 and 198.51.100.7), ``gap_s`` apart."""
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    pkts = []
+    for i in range(n):
+        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
+        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
+        p.time = 1_700_000_000 + i * gap_s
+        pkts.append(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrpcap(str(path), pkts)
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, leftovers
+from conftest import REPO, leftovers, write_capture
 
 pytestmark = pytest.mark.emulation
 
@@ -92,15 +92,7 @@ def test_sigint_mid_run_cleans_up_and_marks_the_folder_incomplete(tmp_path):
 def tiny_with_capture(folder: Path) -> Path:
     """tests/specs/tiny.toml plus a 100-packet UDP capture between two outside addresses
     (10 ms apart), replayed between compute:0 and compute:2 from 1 s of orbital time."""
-    from scapy.all import IP, UDP, Ether, Raw, wrpcap
-    folder.mkdir(parents=True, exist_ok=True)
-    pkts = []
-    for i in range(100):
-        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
-        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
-        p.time = 1_700_000_000 + i * 0.01
-        pkts.append(p)
-    wrpcap(str(folder / "cap.pcap"), pkts)
+    write_capture(folder / "cap.pcap")
     text = (REPO / "tests" / "specs" / "tiny.toml").read_text()
     text += '\n[[pcap]]\nlabel = "udp"\nfile = "cap.pcap"\nhosts = ["compute:0", "compute:2"]\nstart_s = 1.0\n'
     (folder / "tiny.toml").write_text(text)

@@ -13,6 +13,8 @@ from testbed.plan import make_plan
 from testbed.traffic import AGENT_PORT, AgentGroup
 from testbed.workload import Collective, Workload, expand, ideal_time_s
 
+from conftest import write_capture
+
 pytestmark = pytest.mark.emulation
 RATE_BPS = 20e6
 DELAY_S = 0.005
@@ -99,18 +101,9 @@ def test_a_link_change_during_an_all_reduce_completes_byte_exact_and_slows_it(tm
 
 
 def test_pcap_replay_rewrites_addresses_and_measures_one_way_delay(tmp_path):
-    from scapy.all import IP, UDP, Ether, Raw, wrpcap
-
     from testbed.pcapreplay import replay
-    # A capture between two outside addresses: 100 UDP packets each way, 10 ms apart.
-    pkts = []
-    for i in range(200):
-        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
-        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
-        p.time = 1_700_000_000 + i * 0.005
-        pkts.append(p)
-    pcap = tmp_path / "in.pcap"
-    wrpcap(str(pcap), pkts)
+    # A capture between two outside addresses: 100 UDP packets each way, 5 ms apart.
+    pcap = write_capture(tmp_path / "in.pcap", n=200, gap_s=0.005)
     delays_s = [0.004, 0.004]
     plan = make_plan(range(3), {0: ("h0", "compute"), 2: ("h2", "compute")},
                      [(0, 1, "isl", RATE_BPS, delays_s[0], True), (1, 2, "isl", RATE_BPS, delays_s[1], True)])

@@ -18,6 +18,8 @@ from controllers import ALGORITHMS
 from testbed.spec import ProbeSpec, Spec, SpecError, load_spec, resolve_host
 from testbed.workload import Workload
 
+from conftest import write_capture
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 SHIPPED = ["default", "handover", "starlink_v3_compute"]
@@ -335,19 +337,6 @@ def test_check_reports_one_line_per_problem_and_exits_2():
     with pytest.raises(SpecError) as caught:
         load_spec(bad)
     assert result.stderr.splitlines() == [f"{bad}: {p}" for p in caught.value.problems]
-
-
-def write_capture(path: Path, n: int = 100, gap_s: float = 0.01) -> Path:
-    """``n`` UDP packets alternating between two outside addresses, ``gap_s`` apart."""
-    from scapy.all import IP, UDP, Ether, Raw, wrpcap
-    pkts = []
-    for i in range(n):
-        a, b = ("192.0.2.1", "198.51.100.7") if i % 2 == 0 else ("198.51.100.7", "192.0.2.1")
-        p = Ether() / IP(src=a, dst=b) / UDP(sport=4000, dport=5000) / Raw(bytes(200))
-        p.time = 1_700_000_000 + i * gap_s
-        pkts.append(p)
-    wrpcap(str(path), pkts)
-    return path
 
 
 def spec_with_capture(tmp_path: Path, **pcap) -> Path:

@@ -365,19 +365,31 @@ def _resolve(selector: str, hosts: dict, topology: Topology) -> str:
         raise
 
 
-def _background(top: Table, problems: Problems, topology: Topology | None, rate_scale: Any) -> tuple[BackgroundSpec, ...]:
-    out, labels = [], {}
-    hosts = ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
-             if topology else None)
-    run_s = topology.config.duration_s if topology else None
-    for i, (where, data) in enumerate(top.tables("background")):
-        t = Table(data, where, problems, BACKGROUND_KEYS)
-        label = t.string("label", f"bg{i}", name_rule=True)
+def _host_lists(topology: Topology | None) -> dict[str, list[str]] | None:
+    """Host names by kind, for :func:`_resolve` (None without a valid topology)."""
+    return ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
+            if topology else None)
+
+
+def _labelled(top: Table, key: str, known: tuple[str, ...], problems: Problems, prefix: str):
+    """Each table of the array ``key`` as ``(Table, label)``; labels default to
+    ``<prefix><i>`` and must be unique (a repeated one is reported and BAD)."""
+    labels: dict[str, str] = {}
+    for i, (where, data) in enumerate(top.tables(key)):
+        t = Table(data, where, problems, known)
+        label = t.string("label", f"{prefix}{i}", name_rule=True)
         if ok(label) and label in labels:
-            t.bad("label", f"duplicate label {label!r} (also {labels[label]})")
-            label = BAD
+            label = t.bad("label", f"duplicate label {label!r} (also {labels[label]})")
         elif ok(label):
             labels[label] = where
+        yield t, label
+
+
+def _background(top: Table, problems: Problems, topology: Topology | None, rate_scale: Any) -> tuple[BackgroundSpec, ...]:
+    out = []
+    hosts = _host_lists(topology)
+    run_s = topology.config.duration_s if topology else None
+    for t, label in _labelled(top, "background", BACKGROUND_KEYS, problems, "bg"):
         ends, names = {}, {}
         for key in ("src", "dst"):
             ends[key] = t.string(key, required=True)
@@ -412,17 +424,10 @@ def _background(top: Table, problems: Problems, topology: Topology | None, rate_
 
 def _pcaps(top: Table, problems: Problems, spec_dir: Path, topology: Topology | None) -> tuple[PcapSpec, ...]:
     from testbed.pcapreplay import capture_summary
-    out, labels = [], {}
-    hosts = ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
-             if topology else None)
+    out = []
+    hosts = _host_lists(topology)
     run_s = topology.config.duration_s if topology else None
-    for i, (where, data) in enumerate(top.tables("pcap")):
-        t = Table(data, where, problems, PCAP_KEYS)
-        label = t.string("label", f"pcap{i}", name_rule=True)
-        if ok(label) and label in labels:
-            label = t.bad("label", f"duplicate label {label!r} (also {labels[label]})")
-        elif ok(label):
-            labels[label] = where
+    for t, label in _labelled(top, "pcap", PCAP_KEYS, problems, "pcap"):
         file, summary = t.string("file", required=True), None
         if ok(file):
             file = (spec_dir / Path(file).expanduser()).resolve()
@@ -471,8 +476,7 @@ def _probes(t: Table, topology: Topology | None) -> ProbeSpec | Any:
             t.bad("pairs", f"unknown value {value!r}; use {' or '.join(map(repr, PROBE_PAIR_SETS))} "
                            "or an array of [a, b] host selector pairs")
     elif isinstance(value, list):
-        hosts = ({"compute": list(topology.compute_names), "ground": list(topology.ground_names)}
-                 if topology else None)
+        hosts = _host_lists(topology)
         seen: dict[frozenset, int] = {}
         good = []
         for i, pair in enumerate(value):
