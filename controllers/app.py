@@ -7,7 +7,9 @@ difference is sent as OpenFlow 1.3 flow and group mods, confirmed by a barrier. 
 switch connect/disconnect, port status (a port going down takes its link out at once),
 port statistics (polled from the switches traffic can cross, see
 :meth:`~controllers.session.ControllerSession.carrying_switches`; utilisation per directed
-link, for ``load_aware`` and for the results), and the testbed's link-state feed (:mod:`controllers.feed`).
+link, for ``load_aware`` and for the results), rule statistics (for algorithms that use
+utilisation: each link's load by destination), and the testbed's link-state feed
+(:mod:`controllers.feed`).
 
 Run as a process (the testbed does this)::
 
@@ -62,7 +64,7 @@ class RoutingApp(app_manager.OSKenApp):
         self.pending_barriers = {}  # (node, xid) -> hub.Event
         self.port_bytes = {}        # (node, port) -> (t, tx_bytes)
         self.rule_bytes = {}        # (node, ipv4_dst, in_port, priority) -> (t, byte_count)
-        self.rule_load = {}         # same key -> (next switch, destination switch, utilisation)
+        self.rule_load = {}         # node -> {rule key -> (next switch, destination switch, utilisation)}
         self.load_rerouted_at = -float("inf")   # monotonic time of the last load-driven re-route
         self.push_lock = hub.BoundedSemaphore(1)   # one diff-and-send at a time
         self.poll_interval_s = OPTIONS["poll_interval_s"]
@@ -324,6 +326,7 @@ class RoutingApp(app_manager.OSKenApp):
         now = time.monotonic()
         ofp = ev.msg.datapath.ofproto
         seen = set()
+        loads = self.rule_load.setdefault(node, {})
         for st in ev.msg.body:
             host = self.session.hosts.get(st.match.get("ipv4_dst"))
             ports = [a.port for inst in st.instructions for a in getattr(inst, "actions", [])
@@ -337,23 +340,23 @@ class RoutingApp(app_manager.OSKenApp):
             prev = self.rule_bytes.get(key)
             self.rule_bytes[key] = (now, st.byte_count)
             if edge is None or prev is None or not 0 < now - prev[0] <= 3 * self.poll_interval_s:
-                self.rule_load.pop(key, None)
+                loads.pop(key, None)
                 continue
             nbr = edge[1] if edge[0] == node else edge[0]
             cap = self.session.links.get(edge, {}).get("capacity_bps")
             if cap:
                 rate = max(0.0, (st.byte_count - prev[1]) * 8 / (now - prev[0]) / cap)
-                self.rule_load[key] = (nbr, host.switch, rate)
+                loads[key] = (nbr, host.switch, rate)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:     # the whole table: rules gone since are gone
-            for key in [k for k in self.rule_load if k[0] == node and k not in seen]:
-                del self.rule_load[key]
+            for key in [k for k in loads if k not in seen]:
+                del loads[key]
         # Every link out of this switch is now measured, loaded or not: an empty share map
         # means "no rule sent anything here", not "unknown" (rule counters lag port
         # counters by up to a revalidation interval, ~0.5 s in OVS, so a window can be empty).
         own = {k: v for k, v in self.session.own_utilisation.items() if k[0] != node}
         own.update({(node, nbr): {} for nbr in self.session.neighbours.get(node, ())})
-        for (n, *_rest), (nbr, dst, rate) in self.rule_load.items():
-            if n == node and rate > 0:
+        for nbr, dst, rate in loads.values():
+            if rate > 0:
                 shares = own.setdefault((node, nbr), {})
                 shares[dst] = shares.get(dst, 0.0) + rate
         self.session.own_utilisation = own
