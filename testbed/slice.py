@@ -17,6 +17,7 @@ import platform
 from pathlib import Path
 
 from .errors import InputError
+from .georef import tcp_payload_rate_bps
 
 NOMINAL_CAPACITY_BPS = 200e9
 
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             "rtt_max_s": rtts[-1] if rtts else None,
             "ping_sent": ping.sent, "ping_received": ping.received, "ping_loss": ping.loss,
             "shaped_rate_bps": rate_bps, "iperf3_bps": thr_bps, "iperf3_fraction_of_rate": thr_bps / rate_bps,
+            # iperf3 counts TCP payload; the shaper counts whole frames (at most 1448 of 1514 bytes)
+            "tcp_payload_rate_bps": tcp_payload_rate_bps(rate_bps),
+            "iperf3_fraction_of_payload_rate": thr_bps / tcp_payload_rate_bps(rate_bps),
             "controller": {"algorithm": "min_hop", "flow_mods": emu.initial_reply.get("flow_mods")},
             "build_s": build_s,
         }

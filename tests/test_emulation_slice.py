@@ -32,7 +32,10 @@ def test_slice_pings_without_loss_and_iperf3_reaches_the_shaped_rate(testbed_cli
     # Delay is emulated: every RTT is at least the geometric RTT (2 links x 5 ms x 2 ways).
     assert summary["rtt_min_s"] >= summary["expected_rtt_s"]
     assert summary["rtt_median_s"] < summary["expected_rtt_s"] + 0.005
-    assert 0.90 <= summary["iperf3_fraction_of_rate"] <= 1.05, summary
+    # Against the most TCP can carry through a frame-counting shaper (1448 of 1514 bytes).
+    # Measured: a steady 0.91-0.96 of that, and now and then a 1 s dip to ~0.8 without
+    # retransmissions (not explained), which a 5 s test averages to ~0.91.
+    assert 0.90 <= summary["iperf3_fraction_of_payload_rate"] <= 1.05, summary
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["backend"] in ("netem", "delayline") and manifest["delay_emulated"] is True
     assert manifest["config"]["rate_scale"] == pytest.approx(1e-4)
