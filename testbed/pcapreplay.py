@@ -4,7 +4,9 @@ Every IPv4 address seen in the capture is mapped to a testbed host (in order of 
 appearance onto the given hosts, or by an explicit map); packets are rewritten (IP and
 Ethernet addresses, checksums recomputed) and sent from their new source host at their
 original relative times (open loop: nothing waits for replies). Each packet carries its
-index in the IP ID field so a receiver can match it. Receivers record what arrives.
+index in the IP ID field; a receiver matches it by that, its ends and a CRC of its
+transport bytes (other traffic between the same hosts reuses IP IDs). Receivers record
+what arrives.
 
 Inside a host namespace the sender and the receiver run as::
 
@@ -31,6 +33,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -80,6 +83,13 @@ def capture_summary(pcap: Path) -> tuple[int, float, int, int]:
     return n, max(stamps) - min(stamps), size, len(addrs)
 
 
+def l4_crc(frame: bytes) -> int:
+    """CRC-32 of an Ethernet/IPv4 frame's IP payload (header length from IHL): what a
+    replayed packet keeps end to end, where the TTL and IP checksum may change."""
+    total = int.from_bytes(frame[16:18], "big")             # IP total length: no link padding
+    return zlib.crc32(frame[14 + (frame[14] & 0x0F) * 4:14 + total])
+
+
 def _send(args) -> int:
     from scapy.all import IP, PcapReader, Ether
     info = json.loads(Path(args.map).read_text())      # {"addr": {pcap ip: host}, "hosts": {host: [ip, mac]}}
@@ -116,13 +126,14 @@ def _send(args) -> int:
             time.sleep(wait)
         t = time.time()
         sock.send(frame)
-        rows.append((index, me, dst, len(frame), due, t))
-    pd.DataFrame(rows, columns=["index", "src", "dst", "size_bytes", "t_due", "t_sent"]).to_csv(args.out, index=False)
+        rows.append((index, me, dst, len(frame), due, t, l4_crc(frame)))
+    pd.DataFrame(rows, columns=["index", "src", "dst", "size_bytes", "t_due", "t_sent", "crc"]).to_csv(args.out,
+                                                                                                      index=False)
     return 0
 
 
 def _record_pending(sock: socket.socket, out) -> None:
-    """Writes one ``index,src_ip,t_recv`` line per frame waiting on ``sock`` (non-blocking)."""
+    """Writes one ``index,src_ip,t_recv,crc`` line per frame waiting on ``sock`` (non-blocking)."""
     while True:
         try:
             data, anc, _flags, addr = sock.recvmsg(65535, 64)
@@ -136,7 +147,7 @@ def _record_pending(sock: socket.socket, out) -> None:
                 sec, nsec = struct.unpack("qq", value[:16])
                 t_recv = sec + nsec * 1e-9
         ident = int.from_bytes(data[18:20], "big")
-        out.write(f"{ident},{socket.inet_ntoa(data[26:30])},{t_recv:.9f}\n")
+        out.write(f"{ident},{socket.inet_ntoa(data[26:30])},{t_recv:.9f},{l4_crc(data)}\n")
 
 
 def _recv(args) -> int:
@@ -146,7 +157,7 @@ def _recv(args) -> int:
     sock.setblocking(False)
     print("ready", flush=True)
     with open(args.out + ".tmp", "w") as f:
-        f.write("index,src_ip,t_recv\n")
+        f.write("index,src_ip,t_recv,crc\n")
         while True:
             readable, _, _ = select.select([sock, sys.stdin], [], [])
             _record_pending(sock, f)
@@ -223,8 +234,11 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
     ip_of = {h: v[0] for h, v in info["hosts"].items()}
     sent["src_ip"] = sent["src"].map(ip_of)
     sent["id"] = sent["index"] & 0xFFFF
-    recv = recv.rename(columns={"index": "id"}).drop_duplicates(["id", "src_ip", "dst"])
-    out = sent.merge(recv, on=["id", "src_ip", "dst"], how="left")
+    # Other traffic between the same hosts (probes, iperf3, agents) reuses IP IDs: a
+    # replayed packet is the one whose ID, ends and transport bytes all match.
+    keys = ["id", "src_ip", "dst", "crc"]
+    recv = recv.rename(columns={"index": "id"}).drop_duplicates(keys)
+    out = sent.merge(recv, on=keys, how="left")
     out["one_way_s"] = out["t_recv"] - out["t_sent"]
     return out[["index", "src", "dst", "size_bytes", "t_due", "t_sent", "t_recv", "one_way_s"]].sort_values("index")
 
