@@ -59,15 +59,15 @@ def address_map(pcap: Path, hosts: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def capture_summary(pcap: Path) -> tuple[int, float, int, int]:
-    """(IPv4 packets, span from first to last [s], their frame bytes, distinct addresses).
+def capture_summary(pcap: Path) -> tuple[int, float, int]:
+    """(IPv4 packets, span from the first to the last of them [s], their frame bytes).
 
     Raises ValueError naming the file if it cannot be read as a pcap/pcapng capture or
     holds no IPv4 packets.
     """
     from scapy.all import IP, PcapReader
     from scapy.error import Scapy_Exception
-    n, size, stamps, addrs = 0, 0, [], set()
+    n, size, stamps = 0, 0, []
     try:
         with PcapReader(str(pcap)) as reader:
             for pkt in reader:
@@ -75,12 +75,11 @@ def capture_summary(pcap: Path) -> tuple[int, float, int, int]:
                     n += 1
                     size += len(pkt)
                     stamps.append(float(pkt.time))
-                    addrs.update((pkt[IP].src, pkt[IP].dst))
     except (Scapy_Exception, OSError, EOFError, struct.error) as err:
         raise ValueError(f"{pcap}: not a readable pcap capture ({err})") from None
     if not n:
         raise ValueError(f"{pcap}: no IPv4 packets to replay")
-    return n, max(stamps) - min(stamps), size, len(addrs)
+    return n, max(stamps) - min(stamps), size
 
 
 def l4_crc(frame: bytes) -> int:
@@ -189,17 +188,13 @@ def replay(emu, pcap: Path, hosts: Sequence[str], workdir: Path, lead_s: float =
     ``size_bytes``, ``t_due``/``t_sent`` (Unix s: original timing, actual send),
     ``t_recv`` (Unix s, kernel receive time; NaN = lost), ``one_way_s`` = t_recv - t_sent.
     """
-    from scapy.all import PcapReader
-
     from .tracking import Spawned
     workdir.mkdir(parents=True, exist_ok=True)
     amap = address_map(pcap, hosts)
     used = sorted(set(amap.values()))
     info = {"addr": amap, "hosts": {h: [emu.host(h).ip, emu.host(h).mac] for h in used}}
     (workdir / "map.json").write_text(json.dumps(info, indent=1))
-    with PcapReader(str(pcap)) as reader:
-        stamps = [float(p.time) for p in reader]
-    span_s = (max(stamps) - min(stamps)) if stamps else 0.0
+    span_s = capture_summary(pcap)[1]       # senders time IPv4 packets from the first of them
     pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     module = [sys.executable, "-m", "testbed.pcapreplay"]
     receivers, senders = [], []
