@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testbed.emulation import Emulation  # noqa: E402
-from testbed.plan import make_plan  # noqa: E402
+from testbed.net.plan import make_plan  # noqa: E402
 
 
 def torus(planes: int, per_plane: int, n_hosts: int = 4):

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from controllers.algorithms import make_router  # noqa: E402
 from controllers.feed import decode, encode  # noqa: E402
 from controllers.session import ControllerSession  # noqa: E402
-from testbed import runner  # noqa: E402
-from testbed.clock import Clock  # noqa: E402
-from testbed.feedmsg import topology_message  # noqa: E402
-from testbed.results import RunDir  # noqa: E402
+from testbed import experiment as runner  # noqa: E402
+from testbed.net.clock import Clock  # noqa: E402
+from testbed.control.messages import topology_message  # noqa: E402
+from testbed.results.writer import RunDir  # noqa: E402
 from testbed.spec import load_spec  # noqa: E402
 
 

@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testbed import probe  # noqa: E402
-from testbed.emulation import parse_ping  # noqa: E402
-from testbed.links import DelayLineBackend  # noqa: E402
-from testbed.plan import LinkSpec  # noqa: E402
+from testbed.system import machine as probe  # noqa: E402
+from testbed.traffic.tools import parse_ping  # noqa: E402
+from testbed.links.backends import DelayLineBackend  # noqa: E402
+from testbed.net.plan import LinkSpec  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

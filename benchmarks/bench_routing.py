@@ -1,7 +1,7 @@
 """Route computation time per algorithm on a Starlink-shell-1-sized +Grid.
 
 The graph: 72 planes x 22 satellites = 1,584 switches, 3,168 laser links
-(+Grid torus, :func:`controllers.synthetic.plus_grid`), one-way delays drawn
+(+Grid torus, ``plus_grid`` of ``tests/synthetic.py``), one-way delays drawn
 uniformly in 2-17 ms with a fixed seed.  Destinations: 16 and 64 switches
 drawn with the same seed.  Each algorithm runs with a realistic context:
 ``load_aware`` with measured utilisation on 30 % of the directed links and
@@ -36,7 +36,9 @@ import numpy as np
 
 from controllers import ALGORITHMS, RoutingContext, build_flow_table, diff_rules, make_router
 from controllers.algorithms.spt import IndexedGraph, best_next, dijkstra_distances, distances
-from controllers.synthetic import plus_grid, wiring
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from synthetic import plus_grid, wiring  # noqa: E402  (the tests' synthetic meshes)
 
 PLANES, PER_PLANE = 72, 22
 TARGET_MS = 20.0

@@ -1,9 +1,11 @@
 """Routing core of the laser-mesh testbed: pure, no os-ken.
 
 Data flows ``Snapshot -> to_graph -> router(graph, destinations, ctx) ->
-Routes -> build_flow_table -> FlowTable -> diff_rules -> RuleDiff``; the
-os-ken adapter (``controllers.app``, the only module that imports os-ken)
-turns a RuleDiff into OpenFlow 1.3 messages.
+Routes -> build_flow_table -> FlowTable -> diff_rules -> RuleDiff``;
+``controllers.ofmsg`` turns a switch's diff into OpenFlow 1.3 messages
+(given a datapath's ``ofproto``/``ofproto_parser``), ``controllers.session``
+keeps the controller's state, and the os-ken shim ``controllers.app`` (the
+only module that imports os-ken) unpacks events and sends the messages.
 
 Example
 -------
@@ -18,6 +20,7 @@ Example
 
 from .algorithms import ALGORITHMS, make_router
 from .algorithms.base import Algorithm, NextHops, Param, Router, Routes, RoutingContext, validate_routes
+from .diff import Op, RuleDiff, SwitchDiff, diff_rules
 from .errors import ParameterError, RoutingError, RuleError, SnapshotError
 from .graph import LinkState, Snapshot, from_records, to_graph
 from .rules import (
@@ -26,13 +29,9 @@ from .rules import (
     HostAttachment,
     OutputAction,
     Rule,
-    RuleDiff,
     SelectGroup,
-    SwitchDiff,
     SwitchTable,
-    apply_diff,
     build_flow_table,
-    diff_rules,
 )
 
 __all__ = [
@@ -43,6 +42,7 @@ __all__ = [
     "HostAttachment",
     "LinkState",
     "NextHops",
+    "Op",
     "OutputAction",
     "Param",
     "ParameterError",
@@ -58,7 +58,6 @@ __all__ = [
     "SnapshotError",
     "SwitchDiff",
     "SwitchTable",
-    "apply_diff",
     "build_flow_table",
     "diff_rules",
     "from_records",

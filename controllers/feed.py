@@ -1,7 +1,9 @@
 """The link-state feed: how the testbed tells the controller what the network is.
 
-Transport: one TCP connection from the testbed to the controller on 127.0.0.1 (the
-controller listens; never on another address). Messages are JSON objects, one per line,
+Transport: one stream connection from the testbed to the controller over a Unix socket
+in a directory only root may enter (the testbed makes it; see testbed/control/process.py),
+so no other local user can connect. (A TCP port on 127.0.0.1 is still accepted by both ends
+for tools, never used by the testbed.) Messages are JSON objects, one per line,
 in both directions. The controller answers every request, so the testbed knows when the
 controller's view (and the flow tables) caught up with the data plane.
 
@@ -10,9 +12,11 @@ Testbed -> controller
    "hosts": [{"ip": ..., "switch": ..., "port": ..., "mac": ...}, ...]}
       Static facts of the built network (port numbers are fixed by the testbed).
   {"type": "state", "step": k, "t_s": t, "links": [{"a", "b", "delay_s", "capacity_bps", "up"}, ...],
-   "future": [{"t_s": t2, "links": [...]}, ...]}
+   "future": [{"t_s": t2, "links": [...]}, ...], "out_of_reach": [node, ...]}
       Link state at schedule step k (after the data plane applied it), with upcoming
-      steps for predictive algorithms (may be empty).
+      steps for predictive algorithms (may be empty). ``out_of_reach`` (optional, with a
+      distant controller): switches with no control path at this step; their messages
+      wait in the control relay, and no barrier reply is awaited from them.
   {"type": "status"}
       Asks which switches are connected and whether rules are installed.
 
@@ -20,7 +24,7 @@ Controller -> testbed
   {"type": "applied", "step": k, "compute_s": ..., "flow_mods": n, "group_mods": n,
    "rules_per_switch": {node: count}, "missing_switches": [...]}
       Sent once the step's flow mods were sent and confirmed by barrier replies from
-      every connected switch (or the barrier timed out: "barrier_timeout": true).
+      every connected switch in reach (or the barrier timed out: "barrier_timeout": true).
   {"type": "status", "connected": [node, ...], "installed": bool}
   {"type": "error", "message": ...}
       The controller could not handle a message; the testbed stops the run.
@@ -54,21 +58,34 @@ class FeedError(RuntimeError):
 class FeedClient:
     """The testbed's end of the feed (blocking, one request at a time)."""
 
-    def __init__(self, port: int, connect_timeout_s: float = 20.0, alive=lambda: True):
+    def __init__(self, address: str | int, connect_timeout_s: float = 20.0, alive=lambda: True):
+        """``address``: the Unix socket's path, or a TCP port on 127.0.0.1."""
+        unix = isinstance(address, str)
+        where = address if unix else f"{LISTEN_HOST}:{address}"
         deadline = time.monotonic() + connect_timeout_s
         last: OSError | None = None
         while time.monotonic() < deadline:
             if not alive():
                 raise FeedError("the controller process exited before accepting the feed connection")
             try:
-                self.sock = socket.create_connection((LISTEN_HOST, port), timeout=2.0)
+                if unix:
+                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self.sock.settimeout(2.0)
+                    try:
+                        self.sock.connect(address)
+                    except OSError:
+                        self.sock.close()
+                        raise
+                else:
+                    self.sock = socket.create_connection((LISTEN_HOST, address), timeout=2.0)
                 break
             except OSError as e:
                 last = e
                 time.sleep(0.1)
         else:
-            raise FeedError(f"could not connect to the controller feed at {LISTEN_HOST}:{port}: {last}")
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raise FeedError(f"could not connect to the controller feed at {where}: {last}")
+        if not unix:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")
 
     def request(self, msg: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:

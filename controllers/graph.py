@@ -137,17 +137,6 @@ class Snapshot:
         object.__setattr__(self, "switches", ordered)
         object.__setattr__(self, "links", links)
 
-    @classmethod
-    def from_records(
-        cls, t_s: float, switches: Iterable[int], records: Iterable[Mapping[str, Any]]
-    ) -> "Snapshot":
-        """Alternate constructor; see :func:`from_records`."""
-        return from_records(t_s, switches, records)
-
-    def to_graph(self) -> nx.Graph:
-        """Same as :func:`to_graph`."""
-        return to_graph(self)
-
 
 def _link_from_record(i: int, record: Mapping[str, Any]) -> LinkState:
     if not isinstance(record, Mapping):

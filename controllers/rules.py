@@ -1,24 +1,25 @@
-"""Routes -> abstract OpenFlow 1.3 rules, and the diff between two rule sets.
+"""Routes -> abstract OpenFlow 1.3 rules.
 
-Pure translation, no os-ken: the adapter turns these values into flow mods
-and group mods.  Plan, then apply: :func:`build_flow_table` plans the whole
-table for a step, :func:`diff_rules` computes what to send, and
-:meth:`RuleDiff.operations` gives the order that is safe on a live switch.
+Pure translation, no os-ken: :mod:`controllers.ofmsg` turns these values into flow
+mods and group mods.  Plan, then apply: :func:`build_flow_table` plans the whole
+table for a step, :func:`controllers.diff.diff_rules` computes what to send, and
+:meth:`controllers.diff.SwitchDiff.operations` gives the order that is safe on a
+live switch.
 
 Model
     One rule per (switch, destination host): match ``eth_type=IPv4,
-    ipv4_dst=<host>/32`` (the adapter adds ``eth_type``), one priority, and
+    ipv4_dst=<host>/32`` (:mod:`controllers.ofmsg` adds ``eth_type``), one priority, and
     either :class:`OutputAction` (single path, or local delivery at the
     host's own switch) or :class:`GroupAction` pointing at a
     :class:`SelectGroup` whose buckets ``(port, weight)`` spread flows over
     several next hops.  A switch with no route to a host gets no rule for it
-    (the table-miss entry, installed by the adapter, drops).
+    (no table-miss entry is installed: OpenFlow 1.3 drops what matches nothing).
 
 Group ids
     The select group on switch ``s`` toward destination switch ``d`` has
     group id ``d`` (all hosts behind ``d`` share it), so a group id is stable
     across steps and a change of buckets is one group modify, not a rule
-    change.  The adapter must not use group ids in ``0..max switch id`` for
+    change.  :mod:`controllers.ofmsg` must not use group ids in ``0..max switch id`` for
     anything else.
 
 Invariant
@@ -28,12 +29,11 @@ Invariant
 
 from __future__ import annotations
 
-import enum
 import functools
 import ipaddress
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Union
@@ -53,12 +53,7 @@ __all__ = [
     "Rule",
     "SwitchTable",
     "FlowTable",
-    "Op",
-    "SwitchDiff",
-    "RuleDiff",
     "build_flow_table",
-    "diff_rules",
-    "apply_diff",
     "bucket_weights",
 ]
 
@@ -101,7 +96,7 @@ class HostAttachment:
     port : int
         OpenFlow port number of that switch leading to the host.
     mac : str
-        Host MAC, ``aa:bb:cc:dd:ee:ff`` (stored lower-case; for ARP replies).
+        Host MAC, ``aa:bb:cc:dd:ee:ff`` (stored lower-case).
     """
 
     switch: int
@@ -340,174 +335,3 @@ def _forwarding_action(s, d, hops, ports, groups) -> Action | None:
 @functools.lru_cache(maxsize=1 << 16)
 def _group_action(group_id: int) -> GroupAction:
     return GroupAction(group_id)
-
-
-# -- diff ---------------------------------------------------------------------
-
-
-class Op(enum.Enum):
-    """Kinds of change, in the order :meth:`RuleDiff.operations` yields them."""
-
-    GROUP_ADD = "group_add"
-    GROUP_MODIFY = "group_modify"
-    FLOW_ADD = "flow_add"
-    FLOW_MODIFY = "flow_modify"
-    FLOW_DELETE = "flow_delete"
-    GROUP_DELETE = "group_delete"
-
-
-@dataclass(frozen=True)
-class SwitchDiff:
-    """Changes for one switch.
-
-    ``flow_deletes`` and ``group_deletes`` hold the *old* rules and groups
-    (their match/priority or id is what a strict delete needs); the other
-    fields hold the new ones.
-    """
-
-    flow_adds: tuple[Rule, ...] = ()
-    flow_modifies: tuple[Rule, ...] = ()
-    flow_deletes: tuple[Rule, ...] = ()
-    group_adds: tuple[SelectGroup, ...] = ()
-    group_modifies: tuple[SelectGroup, ...] = ()
-    group_deletes: tuple[SelectGroup, ...] = ()
-
-    def __bool__(self) -> bool:
-        return any((self.flow_adds, self.flow_modifies, self.flow_deletes,
-                    self.group_adds, self.group_modifies, self.group_deletes))
-
-    def operations(self) -> Iterator[tuple[Op, Rule | SelectGroup]]:
-        """Changes in an order that is safe on a live OpenFlow 1.3 switch.
-
-        New and changed groups first (a flow may only point at an existing
-        group), then flow adds and modifies, then flow deletes, and group
-        deletes last: in OpenFlow 1.3 deleting a group also deletes every
-        flow that still points at it.  Traffic keeps a valid rule throughout.
-        """
-        for op, items in (
-            (Op.GROUP_ADD, self.group_adds),
-            (Op.GROUP_MODIFY, self.group_modifies),
-            (Op.FLOW_ADD, self.flow_adds),
-            (Op.FLOW_MODIFY, self.flow_modifies),
-            (Op.FLOW_DELETE, self.flow_deletes),
-            (Op.GROUP_DELETE, self.group_deletes),
-        ):
-            for item in items:
-                yield op, item
-
-    @property
-    def flow_mods(self) -> int:
-        """Number of flow mods this diff sends."""
-        return len(self.flow_adds) + len(self.flow_modifies) + len(self.flow_deletes)
-
-    @property
-    def group_mods(self) -> int:
-        """Number of group mods this diff sends."""
-        return len(self.group_adds) + len(self.group_modifies) + len(self.group_deletes)
-
-
-@dataclass(frozen=True)
-class RuleDiff:
-    """Per-switch changes; only switches with at least one change appear."""
-
-    switches: Mapping[int, SwitchDiff] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.switches)
-
-    def operations(self) -> Iterator[tuple[int, Op, Rule | SelectGroup]]:
-        """``(switch, op, item)`` for every change, switches in id order."""
-        for switch, change in self.switches.items():
-            for op, item in change.operations():
-                yield switch, op, item
-
-    @property
-    def flow_mods(self) -> int:
-        return sum(c.flow_mods for c in self.switches.values())
-
-    @property
-    def group_mods(self) -> int:
-        return sum(c.group_mods for c in self.switches.values())
-
-
-_EMPTY_TABLE = SwitchTable()
-
-
-def _diff_switch(old: SwitchTable, new: SwitchTable) -> SwitchDiff:
-    old_rules, new_rules = old.rules, new.rules
-    adds, modifies, deletes = [], [], []
-    for address, rule in new_rules.items():
-        before = old_rules.get(address)
-        if before is rule:
-            continue
-        if before is None or before.priority != rule.priority:
-            adds.append(rule)
-        elif before != rule:
-            modifies.append(rule)
-    for address, rule in old_rules.items():
-        after = new_rules.get(address)
-        if after is None or (after is not rule and after.priority != rule.priority):
-            deletes.append(rule)  # gone, or replaced by an entry of another priority
-    group_adds, group_modifies = [], []
-    for gid, group in new.groups.items():
-        before = old.groups.get(gid)
-        if before is None:
-            group_adds.append(group)
-        elif before != group:
-            group_modifies.append(group)
-    group_deletes = [group for gid, group in old.groups.items() if gid not in new.groups]
-    return SwitchDiff(
-        tuple(adds), tuple(modifies), tuple(deletes),
-        tuple(group_adds), tuple(group_modifies), tuple(group_deletes),
-    )
-
-
-def diff_rules(old: FlowTable, new: FlowTable) -> RuleDiff:
-    """What to send to turn the installed table ``old`` into ``new``.
-
-    Unchanged rules and groups are not in the diff; ``apply_diff(old,
-    diff_rules(old, new)) == new``.  A rule whose priority changes is a
-    delete plus an add (a different OpenFlow flow entry).  Within a switch,
-    changes follow the tables' order (ascending address and group id for
-    tables from :func:`build_flow_table`).
-    """
-    changes = {}
-    for switch in sorted(set(old) | set(new)):
-        before = old.get(switch, _EMPTY_TABLE)
-        after = new.get(switch, _EMPTY_TABLE)
-        if before is after or before == after:  # mostly identity checks (interned rules)
-            continue
-        change = _diff_switch(before, after)
-        if change:
-            changes[switch] = change
-    return RuleDiff(changes)
-
-
-def apply_diff(old: FlowTable, diff: RuleDiff) -> FlowTable:
-    """The table after applying ``diff`` to ``old`` (pure; ``old`` untouched).
-
-    Plain mapping semantics; :mod:`controllers.fakeoftable` applies the same
-    diff with OpenFlow 1.3 semantics instead.
-    """
-    result = dict(old)
-    for switch, change in diff.switches.items():
-        table = result.get(switch, _EMPTY_TABLE)
-        rules = dict(table.rules)
-        groups = dict(table.groups)
-        for rule in change.flow_deletes:
-            rules.pop(rule.ipv4_dst, None)
-        for rule in change.flow_adds + change.flow_modifies:
-            rules[rule.ipv4_dst] = rule
-        for group in change.group_deletes:
-            groups.pop(group.group_id, None)
-        for group in change.group_adds + change.group_modifies:
-            groups[group.group_id] = group
-        updated = SwitchTable(
-            dict(sorted(rules.items(), key=lambda item: _address_key(item[0]))),
-            dict(sorted(groups.items())),
-        )
-        if updated:
-            result[switch] = updated
-        else:
-            result.pop(switch, None)
-    return dict(sorted(result.items()))

@@ -9,27 +9,39 @@ and their exit status; there is never a traceback for a problem the user can fix
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import EnvironmentProblem, InputError, TestbedError
+from testbed.errors import EnvironmentProblem, InputError, TestbedError
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 
+def _json_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as one JSON object on stdout")
+
+
 def _doctor_args(p: argparse.ArgumentParser) -> None:
-    pass
+    _json_flag(p, "the facts and choices")
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from . import probe
-    caps = probe.probe()
-    for ok, text in probe.doctor_lines(caps):
+    from testbed.system import machine
+    caps = machine.probe()
+    lines = machine.doctor_lines(caps)
+    problems = machine.can_run(caps)
+    if args.json:
+        print(json.dumps({"can_run": not problems, "problems": problems,
+                          "backend": machine.choose_backend(caps) if not problems else None,
+                          "ovs_datapath": machine.choose_datapath(caps),
+                          "checks": [{"ok": ok, "text": text} for ok, text in lines]}, indent=2))
+        return 0 if not problems else 1
+    for ok, text in lines:
         print(("ok    " if ok else "FAIL  ") + text)
-    problems = probe.can_run(caps)
     print("the testbed can run" if not problems else f"the testbed cannot run: {problems[0]}")
     return 0 if not problems else 1
 
@@ -40,8 +52,8 @@ def _clean_args(p: argparse.ArgumentParser) -> None:
 
 def _clean(args: argparse.Namespace) -> int:
     import os
-    from .clean import clean
-    from .errors import EnvironmentProblem
+    from testbed.system.clean import clean
+    from testbed.errors import EnvironmentProblem
     if os.geteuid() != 0:
         raise EnvironmentProblem("testbed clean needs root (it removes namespaces and OVS bridges): use sudo")
     rep = clean(force=args.force)
@@ -56,12 +68,12 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _slice_args(p: argparse.ArgumentParser) -> None:
-    from .slice import add_arguments
+    from testbed.slice import add_arguments
     add_arguments(p)
 
 
 def _slice(args: argparse.Namespace) -> int:
-    from .slice import run
+    from testbed.slice import run
     return run(args)
 
 
@@ -73,8 +85,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .runner import run_experiment
-    from .spec import load_spec
+    from testbed.experiment import run_experiment
+    from testbed.spec import load_spec
     run_experiment(load_spec(DEFAULT_SPEC), results_root=args.results)
     return 0
 
@@ -84,13 +96,28 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", type=Path, default=None, help="results root (default: the spec's output_dir)")
     p.add_argument("--cli", action="store_true",
                    help="open an interactive shell into each algorithm's network while it replays")
+    _json_flag(p, "the run folder and its summary when done (progress goes to stderr)")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import run_experiment
-    from .spec import load_spec
-    run_experiment(load_spec(args.spec), results_root=args.results, cli=args.cli)
+    from testbed.experiment import run_experiment
+    from testbed.spec import load_spec
+    log = _logger(args, to_stderr=args.json)
+    run_dir = run_experiment(load_spec(args.spec), results_root=args.results, cli=args.cli, log=log)
+    if args.json:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        print(json.dumps({"run_dir": str(run_dir), "summary": summary}, indent=2))
     return 0
+
+
+def _logger(args: argparse.Namespace, to_stderr: bool = False) -> Callable[[str], None]:
+    """The run's progress lines: all with -v, only the last (``run: done``) with -q."""
+    stream = sys.stderr if to_stderr else sys.stdout
+
+    def log(line: str, level: int = 0) -> None:
+        if args.verbosity >= level and (args.verbosity >= 0 or line.startswith("run: done")):
+            print(line, file=stream, flush=True)
+    return log
 
 
 def _topo_args(p: argparse.ArgumentParser) -> None:
@@ -104,22 +131,32 @@ def _topo(args: argparse.Namespace) -> int:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    from .report import add_report_arguments
+    from testbed.report import add_report_arguments
     add_report_arguments(p)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import report_command
+    from testbed.report import report_command
     return report_command(args)
 
 
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    from testbed.report.compare import add_compare_arguments
+    add_compare_arguments(p)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from testbed.report.compare import compare_command
+    return compare_command(args)
+
+
 def _check_args(p: argparse.ArgumentParser) -> None:
-    from .spec import add_check_arguments
+    from testbed.spec import add_check_arguments
     add_check_arguments(p)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .spec import check_command
+    from testbed.spec import check_command
     return check_command(args)
 
 
@@ -132,6 +169,8 @@ COMMANDS: dict[str, Command] = {
     "check": ("validate experiment specs offline and summarise them", _check_args, _check),
     "run": ("run every algorithm of an experiment spec on the identical scenario", _run_args, _run),
     "report": ("comparison report and plots of a run, from its result files only", _report_args, _report),
+    "compare": ("one report across runs (two commits, two parameter values), same statistics",
+                _compare_args, _compare),
 }
 
 
@@ -142,7 +181,14 @@ def _unavailable(name: str, error: ImportError) -> Callable[[argparse.Namespace]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from testbed import __version__
     parser = argparse.ArgumentParser(prog="testbed", description="Laser-mesh routing testbed for compute satellites")
+    parser.add_argument("--version", action="version", version=f"testbed {__version__}")
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=0,
+                       help="print only problems and the result")
+    level.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                       help="print more detail (per-trial timings, fidelity read-backs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (help_text, add_args, run) in COMMANDS.items():
@@ -167,6 +213,22 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _stdout_closed() -> bool:
+    """True if standard output's reader has gone (``| head``: the pipe's write end polls as
+    an error); then stdout is pointed at /dev/null so that the interpreter's last flush does
+    not complain. False for a BrokenPipeError of some other pipe or socket."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        closed = any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return closed
+
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -174,15 +236,21 @@ def _raise_interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM behaves like Ctrl-C: every `finally` runs and the network is torn down.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `testbed check x | head` ends quietly
+    # SIGPIPE keeps Python's default (ignored: a write to a closed pipe or socket raises
+    # BrokenPipeError). Its system default would end a run at once, without tear-down, the
+    # moment any socket's peer went away; `testbed check x | head` ends quietly below instead.
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        return 0
     except TestbedError as e:
         print(f"testbed {args.command}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        from .clean import inventory
+        from testbed.system.clean import inventory
         left = inventory().total() if os.geteuid() == 0 else 0
         print(f"testbed {args.command}: interrupted; "
               + (f"{left} objects the testbed made are still there: run 'testbed clean'" if left

@@ -3,7 +3,8 @@
 A chain of ``--satellites`` OVS switches (default 3) joined by laser links shaped at
 ``--rate-mbps`` with ``--delay-ms`` one-way delay each, one host at each end, the os-ken
 controller installing shortest paths (``min_hop``), then a real ping and a real iperf3
-between the two hosts. Results go to ``results/slice/<run_id>/`` (manifest.json,
+between the two hosts (with ``--cli``, Mininet's CLI on the network first: see
+testbed/mininet/cli.py). Results go to ``results/slice/<run_id>/`` (manifest.json,
 summary.json, ping.csv, ping.txt, iperf3.json, controller.log). Expected RTT =
 2 x links x delay; what the switches add on top is visible in the RTTs.
 """
@@ -11,13 +12,10 @@ summary.json, ping.csv, ping.txt, iperf3.json, controller.log). Expected RTT =
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 from pathlib import Path
 
-from .errors import InputError
-from .georef import tcp_payload_rate_bps
+from testbed.errors import InputError
+from testbed.net.georef import tcp_payload_rate_bps
 
 NOMINAL_CAPACITY_BPS = 200e9
 
@@ -31,16 +29,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iperf-s", type=float, default=5.0, help="iperf3 duration, s")
     p.add_argument("--backend", default="auto", help="link backend: auto, netem or delayline")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root folder")
-    p.add_argument("--of-port", type=int, default=None, help="OpenFlow port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--cli", action="store_true",
+                   help="open Mininet's CLI on the built network first; the ping and iperf3 follow its exit")
+
+
+def _mininet_cli(emu) -> None:
+    """Mininet's CLI on the slice (a static network: no schedule replays)."""
+    from testbed.mininet.cli import TestbedCLI
+    from testbed.mininet.net import TestbedMininet
+    net = TestbedMininet(emu)
+    try:
+        TestbedCLI(net)
+    finally:
+        net.stop()
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import probe
-    from .controller import check_port_free
-    from .emulation import Emulation
-    from .plan import chain_plan
-    from .results import RunDir, git_commit, package_versions
-    from .tracking import RunLock
+    from testbed.system import machine
+    from testbed.emulation import Emulation
+    from testbed.net.plan import chain_plan
+    from testbed.results.manifest import base_manifest, record_fidelity
+    from testbed.results.writer import RunDir
+    from testbed.system.tracking import RunLock
 
     if args.satellites < 2:
         raise InputError(f"--satellites: a chain needs at least 2, got {args.satellites}")
@@ -49,10 +59,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')}: must be > 0, got {getattr(args, name)}")
     if args.pings < 1:
         raise InputError(f"--pings: must be >= 1, got {args.pings}")
-    caps = probe.require_runnable()
-    backend_name = probe.choose_backend(caps, args.backend)
-    if args.of_port is not None:
-        check_port_free(args.of_port, "OpenFlow")   # before anything is created
+    caps = machine.require_runnable()
+    backend_name = machine.choose_backend(caps, args.backend)
     delay_s, rate_bps = args.delay_ms / 1e3, args.rate_mbps * 1e6
     plan = chain_plan(args.satellites, delay_s, rate_bps)
     src, dst = plan.hosts[0].name, plan.hosts[-1].name
@@ -60,24 +68,24 @@ def run(args: argparse.Namespace) -> int:
 
     with RunLock():
         run_dir = RunDir.create(args.results / "slice")
-        run_dir.write_json("manifest.json", {
-            "experiment": "slice", "run_id": run_dir.run_id,
-            "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "config": {"satellites": args.satellites, "delay_s_per_link": delay_s, "rate_bps_per_link": rate_bps,
-                       "rate_scale": rate_bps / NOMINAL_CAPACITY_BPS, "speedup": 1.0},
-            "backend": backend_name, "delay_emulated": True, "ovs_datapath": probe.choose_datapath(caps),
-            "git_commit": git_commit(), "versions": package_versions(),
-            "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        })
+        manifest = base_manifest(
+            "slice", run_dir.run_id, backend_name, machine.choose_datapath(caps),
+            config={"satellites": args.satellites, "delay_s_per_link": delay_s, "rate_bps_per_link": rate_bps,
+                    "rate_scale": rate_bps / NOMINAL_CAPACITY_BPS, "speedup": 1.0})
+        run_dir.write_json("manifest.json", manifest)
         with Emulation(plan, "min_hop", log_dir=run_dir.path, backend=backend_name, run_id=run_dir.run_id,
-                       of_port=args.of_port, caps=caps, lock=False) as emu:
+                       caps=caps, lock=False) as emu:
             print(f"slice: built {args.satellites} switches, {n_links} laser links "
                   f"({args.delay_ms:g} ms, {args.rate_mbps:g} Mbit/s each), backend {backend_name}, "
                   f"datapath {emu.datapath} in {sum(emu.network.timings_s.values()):.2f} s", flush=True)
+            if args.cli:
+                _mininet_cli(emu)
             ping = emu.ping(src, dst, count=args.pings, interval_s=0.2)
             iperf = emu.iperf3(src, dst, duration_s=args.iperf_s)
             emu.check_alive()
+            record_fidelity(manifest, "slice", emu.fidelity())
             build_s = dict(emu.network.timings_s)
+        run_dir.write_json("manifest.json", manifest)
         run_dir.write_text("ping.csv", "seq,rtt_s\n" + "".join(
             f"{s},{x:.6f}\n" for s, x in zip(ping.seqs, ping.rtts_s)))
         run_dir.write_json("iperf3.json", iperf)

@@ -13,23 +13,51 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Several test sessions on one machine take turns with the network instead of failing.
 os.environ.setdefault("LMTB_LOCK_WAIT_S", "900")
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real inputs shipped with the repository (TLE sets, Chakra traces): see data/README.md.
+DATA = REPO / "data"
 
 
-def _emulation_problem() -> str | None:
-    from testbed import probe
-    problems = probe.can_run(probe.probe())
-    return problems[0] if problems else None
+#: The test lane this session is (``make test`` runs ``host`` and, inside a User-Mode Linux
+#: guest, ``uml-netem``); the lane promises a link backend and an OVS datapath.
+LANE = os.environ.get("LMTB_LANE", "host")
+LANE_NEEDS = {"uml-netem": ("netem", "system")}
+
+
+def pytest_report_header(config):
+    return f"lane: {LANE}" + (" (link backend netem, OVS kernel datapath)" if LANE in LANE_NEEDS else "")
+
+
+def _check_lane(caps) -> None:
+    """A lane that does not get what it promises is a usage error, never a silent fallback."""
+    if LANE not in LANE_NEEDS:
+        return
+    from testbed.system import machine as probe
+    backend, datapath = LANE_NEEDS[LANE]
+    got = (probe.choose_backend(caps) if caps.netem or caps.delayline_binary else None, probe.choose_datapath(caps))
+    if got != (backend, datapath):
+        raise pytest.UsageError(f"lane {LANE}: expected backend {backend} and datapath {datapath}, "
+                                f"this machine gives {got[0]} and {got[1]} ({caps.netem_detail})")
 
 
 def pytest_collection_modifyitems(config, items):
     if not any("emulation" in item.keywords for item in items):
         return
-    problem = _emulation_problem()
+    from testbed.system import machine as probe
+    caps = probe.probe()
+    _check_lane(caps)
+    if not caps.netem:
+        # Not a missing prerequisite of the machine: these belong to the UML lane.
+        skip_netem = pytest.mark.skip(reason=f"needs sch_netem ({caps.netem_detail}): "
+                                             "runs in the UML lane (scripts/uml.sh, make test)")
+        for item in items:
+            if "netem" in item.keywords:
+                item.add_marker(skip_netem)
+    problems = probe.can_run(caps)
+    problem = problems[0] if problems else None
     if problem is None:
         # Start from a clean machine: remove what an earlier crashed run left (only the
         # testbed's own marked objects; skipped while a live run holds the lock).
-        from testbed.clean import clean
+        from testbed.system.clean import clean
         from testbed.errors import EnvironmentProblem
         try:
             clean()
@@ -55,7 +83,7 @@ def testbed_cli():
 
 def leftovers() -> dict[str, list[str]]:
     """Everything the testbed could have left behind (its own marks only)."""
-    from testbed.clean import inventory
+    from testbed.system.clean import inventory
     found = inventory()
     return {"bridges": found.bridges, "netns": found.netns, "interfaces": found.interfaces,
             "processes": found.processes}

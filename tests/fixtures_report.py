@@ -17,11 +17,16 @@ import numpy as np
 import pandas as pd
 
 ALGORITHMS = ("min_delay", "min_hop", "load_aware")
-TABLES = ("clock", "rtt", "paths", "collectives", "iterations", "transfers", "throughput", "link_util")
+TABLES = ("clock", "rtt", "paths", "collectives", "iterations", "transfers", "throughput", "link_util", "pcap")
 PROBE_INTERVAL_S = 0.5
 #: One pair is unreachable for a second (path "", hops -1, geo_rtt_s inf, probes lost),
 #: as the runner records a partitioned pair.
 OUTAGE_S = (10.0, 11.0)
+
+
+#: The synthetic delay line's read-back (time frames were held vs their configured delay), from
+#: which the fixture's manifest derives ``delay_emulated`` as a real run's manifest does.
+FIXTURE_HELD_NS, FIXTURE_CONFIGURED_NS = 5_020_000, 5_000_000
 
 
 def OUTAGE_PAIR_NAMES(names: dict[int, str]) -> tuple[str, str]:
@@ -34,6 +39,36 @@ def make_schedule():
     return topologies.generate(topologies.ScheduleConfig(
         preset="test4x4", duration_s=20, step_s=1, compute={"every_k": 4},
         ground_stations=(("Paris", 48.85, 2.35),)))
+
+
+#: A battery small enough that the fixture's 20 s show it: the compute satellite in eclipse
+#: (node 4 of the test4x4 schedule) drains to its reserve and throttles, the others top up.
+FIXTURE_POWER = dict(solar_w=2000.0, battery_wh=0.5, initial_soc=0.9, bus_w=300.0, accelerator_w=700.0,
+                     policy="throttle", throttle_fraction=0.25, reserve_soc=0.2)
+
+
+def power_frame(schedule) -> pd.DataFrame:
+    """The runner's ``power`` table for ``schedule``'s compute satellites (testbed.power.evaluate)."""
+    from testbed.power import PowerSpec, evaluate
+    nodes = schedule.nodes
+    compute = [int(i) for i in nodes.loc[nodes["kind"] == "compute", "node_id"]]
+    names = dict(zip(nodes["node_id"].astype(int), nodes["name"].astype(str)))
+    state = evaluate(PowerSpec(**FIXTURE_POWER), schedule.sunlit[:, compute], schedule.step_s)
+    n_steps = len(schedule.times_s)
+    return pd.DataFrame({
+        "t_s": np.repeat(np.asarray(schedule.times_s, float), len(compute)),
+        "host": np.tile([names[n] for n in compute], n_steps), "node": np.tile(compute, n_steps),
+        "sunlit": state.sunlit.ravel(), "soc": state.soc.ravel(), "available_w": state.available_w.ravel(),
+        "clock_fraction": state.clock_fraction.ravel()})
+
+
+def fixture_faults(trial: int) -> pd.DataFrame:
+    """What the runner records for a spec with a lost laser at 5 s, a controller outage 12-14 s
+    and compute resets (one per trial, on node 4 at 8 + trial s, 2 s each)."""
+    return pd.DataFrame([(5.0, np.inf, "laser", 1, "laser link 1-2 lost"),
+                         (8.0 + trial, 10.0 + trial, "compute_reset", 4, "accelerator reset for 2 s (outside the SAA)"),
+                         (12.0, 14.0, "controller_outage", -1, "controller unreachable for 2 s")],
+                        columns=["t_s", "end_s", "kind", "node", "detail"])
 
 
 def _write_table(folder: Path, name: str, frame: pd.DataFrame) -> None:
@@ -66,7 +101,7 @@ def _routes(schedule, hosts: list[int]) -> dict:
 
 
 def _tables(schedule, routes, hosts, names, index: int, label: str, rng,
-            workload: str = "ddp") -> dict[str, pd.DataFrame]:
+            workload: str = "ddp", outage: bool = True, rtt_shift_s: float = 0.0) -> dict[str, pd.DataFrame]:
     queue_ms = (0.15, 0.4, 0.25, 0.3)[index % 4]
     loss = (0.005, 0.02, 0.01, 0.015)[index % 4]
     rows_rtt, rows_paths, last = [], [], {}
@@ -85,17 +120,17 @@ def _tables(schedule, routes, hosts, names, index: int, label: str, rng,
                 path = by_delay
             key = (names[s], names[d])
             text = "-".join(map(str, path))
-            outage = key == OUTAGE_PAIR_NAMES(names) and OUTAGE_S[0] <= t < OUTAGE_S[1]
-            if outage:                         # as the runner writes an unreachable pair
+            cut = outage and key == OUTAGE_PAIR_NAMES(names) and OUTAGE_S[0] <= t < OUTAGE_S[1]
+            if cut:                         # as the runner writes an unreachable pair
                 text, path = "", None
             if last.get(key) != text:
                 rows_paths.append((t, key[0], key[1], text, len(path) - 1 if path else -1))
                 last[key] = text
-            if outage:
+            if cut:
                 geo, rtt = np.inf, np.nan
             else:
                 geo = 2 * _path_delay_s(graph, by_delay)
-                rtt = 2 * _path_delay_s(graph, path) + rng.exponential(queue_ms * 1e-3) + 50e-6
+                rtt = 2 * _path_delay_s(graph, path) + rng.exponential(queue_ms * 1e-3) + 50e-6 + rtt_shift_s
                 if rng.random() < loss:
                     rtt = np.nan
             seq[key] = seq.get(key, -1) + 1
@@ -156,21 +191,43 @@ def _tables(schedule, routes, hosts, names, index: int, label: str, rng,
                               "utilisation": util.ravel()})
     work = {name: pd.DataFrame(rows).assign(workload=workload)   # the runner tags every row
             for name, rows in (("collectives", rows_coll), ("iterations", rows_it), ("transfers", rows_xfer))}
+    sent = np.arange(0.5, n_steps * schedule.step_s - 0.5, 0.05)
+    one_way = np.where(rng.random(sent.size) < 0.01, np.nan, 0.1 + rng.exponential(2e-4, sent.size))
+    pcap = pd.DataFrame({"t_s": sent, "index": np.arange(sent.size), "src": flows[0][0], "dst": flows[0][1],
+                         "size_bytes": rng.integers(60, 1500, sent.size), "one_way_s": one_way,
+                         "late_s": rng.uniform(0, 1e-4, sent.size)})
     return {"clock": clock, "rtt": rtt, "paths": paths, **work,
-            "throughput": throughput, "link_util": link_util}
+            "throughput": throughput, "link_util": link_util, "pcap": pcap}
+
+
+def _wall_clock(frame: pd.DataFrame, start_unix: float) -> pd.DataFrame:
+    """The new contract: wall ``*_time_s`` in Unix s, ``t_s`` the orbital start."""
+    if "start_time_s" not in frame.columns:
+        return frame
+    return frame.assign(t_s=frame["start_time_s"], start_time_s=frame["start_time_s"] + start_unix,
+                        end_time_s=frame["end_time_s"] + start_unix)
 
 
 def write_run(root: Path, *, experiment: str = "synthetic", run_id: str = "20250101T000000Z-ab12",
               algorithms: tuple[str, ...] = ALGORITHMS, omit: tuple[str, ...] = (),
               empty: tuple[str, ...] = (), incomplete: bool = False, ran: int | None = None,
-              workloads: tuple[str, ...] = ("ddp",), schedule=None, seed: int = 7) -> Path:
+              workloads: tuple[str, ...] = ("ddp",), schedule=None, seed: int = 7,
+              trials: int | None = None, speedup: float = 1.0, trial_seeds: list[int] | None = None,
+              profiles: dict[str, int] | None = None, outage: bool = True, rtt_shift_s: float = 0.0,
+              power: bool = False, faults: bool = False) -> Path:
     """Write ``root/<experiment>/<run_id>/`` and return it.
 
     ``omit``: tables not written for any algorithm; ``empty``: tables written with their
     columns but no rows; ``incomplete``: leave the INCOMPLETE marker; ``ran``: only the
     first ``ran`` algorithms have a results folder (as after an interrupted run);
     ``workloads``: with more than one, the workload tables are written once per workload
-    as ``<table>-<workload>`` (the runner's naming).
+    as ``<table>-<workload>`` (the runner's naming). ``trials``: None writes the layout
+    of runs before trials (tables in ``<label>/``); N writes ``<label>/trial-<k>/`` with
+    a ``trial`` column, and the manifest's ``trials``, ``trial_seeds`` (``trial_seeds``
+    or seed + k), rotated ``trial_order`` and ``time_base``. ``power``: a run-level power
+    table (:data:`FIXTURE_POWER` evaluated on the schedule's sunlit flags); ``faults``: a
+    faults table per algorithm and trial (:func:`fixture_faults`). Paths are chosen by label:
+    ``min_hop`` by hops, ``load_aware`` alternating, any other label by delay.
     """
     schedule = schedule if schedule is not None else make_schedule()
     run = root / experiment / run_id
@@ -178,35 +235,63 @@ def write_run(root: Path, *, experiment: str = "synthetic", run_id: str = "20250
     if incomplete:
         (run / "INCOMPLETE").write_text("this run did not finish; its files may be partial\n")
     schedule.save(run / "schedule.parquet")
+    if power:
+        _write_table(run, "power", power_frame(schedule))
     kinds = schedule.nodes["kind"].to_numpy()
     hosts = [int(i) for i in np.flatnonzero((kinds == "compute") | (kinds == "ground"))]
     names = dict(zip(schedule.nodes["node_id"].astype(int), schedule.nodes["name"].astype(str)))
     routes = _routes(schedule, hosts)
-    rng = np.random.default_rng(seed)
-    summary = {}
-    for index, label in enumerate(algorithms[:ran if ran is not None else len(algorithms)]):
-        folder = run / label
-        folder.mkdir()
-        for w, workload in enumerate(workloads):
-            tables = _tables(schedule, routes, hosts, names, index, label, rng, workload)
-            for name in TABLES:
-                per_workload = name in ("collectives", "iterations", "transfers")
-                if name in omit or (w > 0 and not per_workload):
-                    continue
-                frame = tables[name].iloc[0:0] if name in empty else tables[name]
-                _write_table(folder, f"{name}-{workload}" if per_workload and len(workloads) > 1 else name,
-                             frame)
-        summary[label] = {"probes": int(len(tables["rtt"])), "flow_mods": int(tables["clock"]["flow_mods"].sum())}
+    n_trials = 1 if trials is None else trials
+    seeds = list(trial_seeds) if trial_seeds is not None else [seed + k for k in range(n_trials)]
+    labels = list(algorithms[:ran if ran is not None else len(algorithms)])
+    order = [labels[k % len(labels):] + labels[:k % len(labels)] for k in range(n_trials)] if labels else []
+    summary: dict = {}
+    time_base = {}
+    for trial in range(n_trials):
+        rng = np.random.default_rng(seeds[trial])
+        for index, label in enumerate(algorithms):
+            if label not in labels:
+                continue
+            folder = run / label if trials is None else run / label / f"trial-{trial}"
+            folder.mkdir(parents=True)
+            start_unix = 1.7e9 + 100.0 * trial + 30.0 * order[trial].index(label)
+            profile = (profiles or {}).get(label, index)
+            for w, workload in enumerate(workloads):
+                tables = _tables(schedule, routes, hosts, names, profile, label, rng, workload, outage, rtt_shift_s)
+                for name in TABLES:
+                    per_workload = name in ("collectives", "iterations", "transfers")
+                    if name in omit or (w > 0 and not per_workload) or (name == "pcap" and trials is None):
+                        continue
+                    frame = tables[name].iloc[0:0] if name in empty else tables[name]
+                    if trials is not None:
+                        frame = _wall_clock(frame, start_unix).assign(trial=trial)
+                    _write_table(folder, f"{name}-{workload}" if per_workload and len(workloads) > 1 else name,
+                                 frame)
+            if faults:
+                _write_table(folder, "faults", fixture_faults(trial).assign(trial=trial))
+            entry = {"probes": int(len(tables["rtt"])), "flow_mods": int(tables["clock"]["flow_mods"].sum())}
+            summary.setdefault(label, {"trials": {}})["trials"][str(trial)] = entry
+            time_base[f"{label}/{trial}"] = {"start_unix": start_unix, "t_first_s": 0.0, "speedup": speedup}
+    if trials is None:
+        summary = {label: entry["trials"]["0"] for label, entry in summary.items()}
     manifest = {
         "experiment": experiment, "run_id": run_id,
         "spec": {"constellation": {"preset": "test4x4"}, "algorithms": list(algorithms)},
         "seed": seed, "git_commit": "0123456789abcdef0123456789abcdef01234567",
         "versions": {"numpy": np.__version__, "pandas": pd.__version__},
-        "backend": "delayline", "delay_emulated": True, "ovs_datapath": "user",
-        "rate_scale": 0.001, "speedup": 1.0, "host": {"cpus": 2, "kernel": "6.1.0"},
+        "backend": "delayline", "delay_emulated": FIXTURE_HELD_NS >= 0.9 * FIXTURE_CONFIGURED_NS,
+        "ovs_datapath": "user",
+        "rate_scale": 0.001, "speedup": speedup, "host": {"cpus": 2, "kernel": "6.1.0"},
         "algorithms": list(algorithms), "schedule": "schedule.parquet",
         "epoch": schedule.meta["epoch"], "step_s": float(schedule.step_s),
     }
+    if trials is not None:
+        manifest.update(trials=trials, trial_seeds=seeds, trial_order=order if ran is None else
+                        [o + [l for l in algorithms if l not in o] for o in order], time_base=time_base)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (run / "summary.json").write_text(json.dumps({"algorithms": summary}, indent=2) + "\n")
+    from testbed.report.stats import summary_statistics
+    out = {"algorithms": summary}
+    if trials is not None:
+        out["statistics"] = summary_statistics(summary, manifest["trial_order"])
+    (run / "summary.json").write_text(json.dumps(out, indent=2) + "\n")
     return run

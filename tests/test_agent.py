@@ -4,7 +4,6 @@ Every test runs real agent processes (``python -m testbed.agent``) on 127.0.0.1.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,9 @@ from testbed.agent.local import run_local
 from testbed.workload import (GENERATORS, Collective, Compute, Workload, expand, load_chakra, summarise)
 from testbed.workload.summary import read_results
 
-CHAKRA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chakra"
+from conftest import DATA
+
+CHAKRA = DATA / "chakra"
 MIB = 1024 * 1024
 
 

@@ -1,9 +1,9 @@
 """testbed clean recognises only what the testbed marked as its own; how a run is sharded."""
 
-from testbed.clean import parse_bridge_list, parse_link_aliases
-from testbed.links import group_members, mark_lines
-from testbed.ovs import MAX_SHARDS, shard_count
-from testbed.tracking import LINK_GROUP
+from testbed.system.clean import parse_bridge_list, parse_link_aliases
+from testbed.links.backends import group_members, mark_lines
+from testbed.net.ovs import MAX_SHARDS, shard_count
+from testbed.system.tracking import LINK_GROUP
 
 
 def test_only_marked_bridges():
@@ -38,3 +38,12 @@ def test_marks_give_alias_and_group_in_one_command():
 def test_shards_grow_with_switches_and_are_capped():
     assert [shard_count(n) for n in (1, 4, 16, 17, 38, 100)] == [1, 1, 1, 2, 3, 7]
     assert shard_count(528) == shard_count(1584) == MAX_SHARDS
+
+
+def test_netem_delays_are_read_from_tc_output():
+    from testbed.links.backends import parse_netem_delays
+    text = ("qdisc netem 8001: dev lm0-1 root refcnt 2 limit 1000 delay 5ms rate 20Mbit\n"
+            "qdisc netem 8002: dev lm1-0 root refcnt 2 limit 1000 delay 812us rate 20Mbit\n"
+            "qdisc tbf 8003: dev lm2-3 root refcnt 2 rate 20Mbit burst 3028b lat 50ms\n"
+            "qdisc netem 8004: dev lm4-5 root refcnt 2 limit 1000 delay 1.25s\n")
+    assert parse_netem_delays(text) == {"lm0-1": 0.005, "lm1-0": 812e-6, "lm4-5": 1.25}

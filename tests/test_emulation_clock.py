@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from testbed.clock import LinkTimeline
+from testbed.net.clock import LinkTimeline
 from testbed.emulation import Emulation
-from testbed.plan import make_plan
+from testbed.net.plan import make_plan
 
 pytestmark = pytest.mark.emulation
 RATE_BPS = 20e6
@@ -27,6 +27,7 @@ def median(xs):
     return float(np.median(np.asarray(xs)))
 
 
+@pytest.mark.uml
 def test_rtt_is_twice_the_sum_of_link_delays_within_1ms(tmp_path):
     delays = [0.003, 0.007, 0.011]
     plan = chain(delays)
@@ -50,14 +51,14 @@ def test_rtt_is_twice_the_sum_of_link_delays_within_1ms(tmp_path):
     assert abs(measured - expected) < 1.5e-3
 
 
+@pytest.mark.uml
 def test_a_delay_change_shows_in_the_next_rtt_samples(tmp_path):
     step_s = 0.5
     times = np.arange(0, 4.0, step_s)
     delay = np.where(times[:, None] < 2.0, 0.005, 0.015) * np.ones((len(times), 2))
     tl = LinkTimeline(times, delay, np.ones_like(delay, dtype=bool))
-    with Emulation(chain([0.005, 0.005]), "min_delay", log_dir=tmp_path) as emu:
-        clock = emu.clock(tl)
-        clock.initial_state()
+    with Emulation(chain([0.005, 0.005]), "min_delay", log_dir=tmp_path, timeline=tl) as emu:
+        clock = emu.clock
         ping = emu.start_ping("h0", "h2", count=160, interval_s=0.025)
         time.sleep(0.2)
         t_start = time.time()
@@ -80,29 +81,35 @@ def test_a_delay_change_shows_in_the_next_rtt_samples(tmp_path):
     assert rec.delay_changes == 2 and rec.lag_s < step_s
 
 
+@pytest.mark.uml
 def test_a_link_taken_down_carries_nothing_and_comes_back_when_scheduled(tmp_path):
     step_s = 0.5
-    times = np.arange(0, 4.0, step_s)
+    times = np.arange(0, 4.5, step_s)
     up = np.ones((len(times), 2), dtype=bool)
-    up[(times >= 1.5) & (times < 2.5), 1] = False           # link 1-2 down from 1.5 s to 2.5 s
+    up[(times >= 1.5) & (times < 3.0), 1] = False           # link 1-2 down from 1.5 s to 3.0 s
     tl = LinkTimeline(times, np.full(up.shape, 0.002), up)
-    with Emulation(chain([0.002, 0.002]), "min_hop", log_dir=tmp_path) as emu:
-        clock = emu.clock(tl)
-        clock.initial_state()
-        ping = emu.start_ping("h0", "h2", count=150, interval_s=0.025)
+    with Emulation(chain([0.002, 0.002]), "min_hop", log_dir=tmp_path, timeline=tl) as emu:
+        clock = emu.clock
+        ping = emu.start_ping("h0", "h2", count=190, interval_s=0.025)
         time.sleep(0.2)
         t_start = time.time()
         clock.run()
         res = emu.finish_ping(ping)
         stats = emu.backend.stats() if hasattr(emu.backend, "stats") else None
     sent = np.asarray(res.sent_unix_s()) - t_start
-    # Nothing sent while the link is down comes back; traffic before and after does.
-    assert not np.any((sent > 1.5 + 0.05) & (sent < 2.5 - 0.05)), sent
-    assert np.sum(sent < 1.5) > 20
-    assert np.sum((sent > 2.5 + 0.2) & (sent < 3.5)) > 20
     downs = [r for r in clock.records if r.links_down]
     ups = [r for r in clock.records if r.links_up]
-    assert [r.t_s for r in downs] == [1.5] and [r.t_s for r in ups] == [2.5]
+    assert [r.t_s for r in downs] == [1.5] and [r.t_s for r in ups] == [3.0]
+    # Nothing sent while the link is down comes back; traffic before and after does. The
+    # link went down at the latest when its step was done, lag_s after 1.5 s (in the one-CPU
+    # UML guest on a loaded CI host that step took 0.34 s); the window must stay long to mean much.
+    down_from_s = 1.5 + downs[0].lag_s + 0.05
+    assert 3.0 - 0.05 - down_from_s > 0.6, downs[0]
+    assert not np.any((sent > down_from_s) & (sent < 3.0 - 0.05)), (sent, downs[0])
+    assert np.sum(sent < 1.5) > 20
+    # Replies resume once the link is back: ~35 requests fall in this window at 25 ms, fewer
+    # when ping itself falls behind on a loaded one-CPU UML guest (18 of 30 seen there).
+    assert np.sum((sent > 3.0 + ups[0].lag_s + 0.2) & (sent < 4.3)) > 10
     if stats is not None:
         assert stats["drops"] >= 0
 
@@ -111,8 +118,8 @@ def test_sixty_orbital_seconds_of_a_6x6_shell_with_ground_stations_keep_real_tim
     import json
 
     import topologies
-    from testbed.georef import geo_rtt_s
-    from testbed.scenario import from_schedule
+    from testbed.net.georef import geo_rtt_s
+    from testbed.net.scenario import from_schedule
 
     step_s = 0.5
     schedule = topologies.generate(topologies.ScheduleConfig.from_dict({
@@ -120,13 +127,12 @@ def test_sixty_orbital_seconds_of_a_6x6_shell_with_ground_stations_keep_real_tim
         "ground_stations": [["Paris", 48.85, 2.35], ["Luanda", -8.84, 13.23]]}))
     plan, tl = from_schedule(schedule, rate_scale=1e-4)
     paris, luanda = plan.host_by_name("Paris"), plan.host_by_name("Luanda")
-    with Emulation(plan, "min_delay", log_dir=tmp_path) as emu:
+    with Emulation(plan, "min_delay", log_dir=tmp_path, timeline=tl) as emu:
         # Zero-delay baseline of the same path: what the switches themselves add.
         emu.backend.set_delays([(lk.link_id, 1e-6, 1e-6) for lk in plan.links])
         baseline_s = float(np.median(emu.ping("Paris", "Luanda", count=30, interval_s=0.05).rtts_s))
         emu.backend.set_delays([(lk.link_id, lk.delay_s, lk.delay_s) for lk in plan.links])
-        clock = emu.clock(tl)
-        clock.initial_state()
+        clock = emu.clock
         ping = emu.start_ping("Paris", "Luanda", count=580, interval_s=0.1)
         t0 = time.monotonic()
         t_unix0 = time.time()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from controllers import ALGORITHMS
-from testbed.clock import LinkTimeline
+from testbed.net.clock import LinkTimeline
 from testbed.emulation import Emulation
-from testbed.plan import make_plan
+from testbed.net.plan import make_plan
 
 pytestmark = pytest.mark.emulation
 
@@ -17,13 +17,19 @@ pytestmark = pytest.mark.emulation
 @pytest.fixture(scope="module")
 def small_constellation():
     import topologies
-    from testbed.scenario import from_schedule
+    from testbed.net.scenario import from_schedule
     schedule = topologies.generate(topologies.ScheduleConfig.from_dict(
         {"preset": "test4x4", "duration_s": 2, "step_s": 1.0, "compute": {"every_k": 4}}))
     return from_schedule(schedule, rate_scale=1e-4)
 
 
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+#: In the UML lane too: the default algorithm, and ecmp_k for its OpenFlow select groups
+#: (the kernel datapath hashes them differently from the userspace one).
+UML_ALGORITHMS = ("min_hop", "ecmp_k")
+
+
+@pytest.mark.parametrize("algorithm", [pytest.param(a, marks=[pytest.mark.uml] if a in UML_ALGORITHMS else [])
+                                       for a in sorted(ALGORITHMS)])
 def test_every_compute_pair_reaches_every_other(algorithm, small_constellation, tmp_path):
     plan, _ = small_constellation
     names = [h.name for h in plan.hosts]
@@ -61,7 +67,11 @@ def test_traffic_recovers_after_an_unscheduled_isl_failure(tmp_path):
     print(f"recovered {recovery_s * 1e3:.1f} ms after the failure, {res.sent - res.received} pings lost")
     assert recovery_s < 1.0
     assert np.all(rtt[after] > 0.024 - 0.001)     # the long way round: 2 x (6 + 6) ms
-    assert np.all(rtt[sent < t_fail - 0.05] < 0.024)  # before: the short way (2 x 4 ms + switching)
+    # before: the short way (2 x 4 ms + switching). The first 0.1 s is left out: the first
+    # request also waits for ARP and the first flow upcalls (27 ms was seen in CI).
+    before = (sent < t_fail - 0.05) & (sent > sent[0] + 0.1)
+    assert np.any(before)
+    assert np.all(rtt[before] < 0.024)
 
 
 def _scheduled_failure_loss(algorithm, params, tmp_path):
@@ -74,9 +84,8 @@ def _scheduled_failure_loss(algorithm, params, tmp_path):
     up[times >= 2.5, 0] = False
     delays = np.tile([0.002, 0.002, 0.006, 0.006], (len(times), 1))
     tl = LinkTimeline(times, delays, up)
-    with Emulation(ring(delays[0]), algorithm, params, log_dir=tmp_path) as emu:
-        clock = emu.clock(tl, future_steps=8)
-        emu.controller.request(clock.initial_state())
+    with Emulation(ring(delays[0]), algorithm, params, log_dir=tmp_path, timeline=tl, future_steps=8) as emu:
+        clock = emu.clock
         ping = emu.start_ping("h0", "h2", count=450, interval_s=0.01)
         start = time.time() + 0.3
         clock.run(start_unix=start)
@@ -87,6 +96,7 @@ def _scheduled_failure_loss(algorithm, params, tmp_path):
     return res.sent, [float(np.interp(s, seqs, sent_t)) for s in lost]
 
 
+@pytest.mark.uml
 def test_predictive_loses_no_packets_at_a_scheduled_link_change(tmp_path):
     sent_p, lost_p = _scheduled_failure_loss("predictive", {"horizon_s": 1.0}, tmp_path / "predictive")
     sent_m, lost_m = _scheduled_failure_loss("min_delay", {}, tmp_path / "min_delay")
@@ -117,6 +127,7 @@ def _paths_and_load(algorithm, tmp_path, dst):
     return moved, loaded
 
 
+@pytest.mark.uml
 def test_load_aware_leaves_a_path_loaded_by_other_traffic_and_is_not_chased_by_its_own(tmp_path):
     # Paths 0-1-2 and 0-3-2 are equal; the tie goes to 0-1-2. A full-rate flow h0 -> h1
     # fills 0 -> 1: traffic to h2 moves to 0-3-2, once (no flapping back).

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, leftovers
-from testbed.tracking import LINK_GROUP
+from testbed.system.tracking import LINK_GROUP
 
 pytestmark = pytest.mark.emulation
 
@@ -24,6 +24,7 @@ def _summary(results_root: Path) -> dict:
     return json.loads((run / "summary.json").read_text()), run
 
 
+@pytest.mark.uml
 def test_slice_pings_without_loss_and_iperf3_reaches_the_shaped_rate(testbed_cli, tmp_path):
     r = testbed_cli("slice", "--pings", "20", "--iperf-s", "5", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr + r.stdout
@@ -42,6 +43,7 @@ def test_slice_pings_without_loss_and_iperf3_reaches_the_shaped_rate(testbed_cli
     assert leftovers() == {"bridges": [], "netns": [], "interfaces": [], "processes": []}
 
 
+@pytest.mark.uml
 def test_kill_9_then_clean_leaves_nothing_and_a_new_run_succeeds(testbed_cli, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "testbed", "slice", "--pings", "200", "--iperf-s", "2",
                              "--results", str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -66,6 +68,7 @@ def test_kill_9_then_clean_leaves_nothing_and_a_new_run_succeeds(testbed_cli, tm
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.uml
 def test_clean_never_touches_what_the_testbed_did_not_create(testbed_cli):
     subprocess.run(["ip", "netns", "add", "usertest-ns"], check=True)
     subprocess.run(["ip", "link", "add", "lmuser0", "type", "veth", "peer", "name", "lmuser1"], check=True)
@@ -92,18 +95,6 @@ def test_clean_never_touches_what_the_testbed_did_not_create(testbed_cli):
         subprocess.run(["ip", "link", "del", "lmuser2"], capture_output=True)
         subprocess.run(["ip", "link", "del", "lm998-999"], capture_output=True)
         subprocess.run(["ip", "netns", "del", "usertest-ns"], capture_output=True)
-
-
-def test_a_busy_openflow_port_is_one_clear_line(testbed_cli, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        r = testbed_cli("slice", "--of-port", str(port), "--results", str(tmp_path))
-    assert r.returncode == 1
-    assert r.stderr.count("\n") == 1 and "already in use" in r.stderr and "Traceback" not in r.stderr
-    assert leftovers() == {"bridges": [], "netns": [], "interfaces": [], "processes": []}
 
 
 def test_bad_values_exit_2_without_traceback(testbed_cli, tmp_path):

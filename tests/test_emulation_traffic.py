@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from testbed.clock import LinkTimeline
+from testbed.net.clock import LinkTimeline
 from testbed.emulation import Emulation
-from testbed.georef import tcp_payload_rate_bps
-from testbed.plan import make_plan
+from testbed.net.georef import tcp_payload_rate_bps
+from testbed.net.plan import make_plan
 from testbed.traffic import AGENT_PORT, AgentGroup
 from testbed.workload import Collective, Workload, expand, ideal_time_s
 
@@ -58,7 +58,10 @@ def test_ring_all_reduce_is_byte_exact_and_close_to_the_analytic_time(tmp_path):
     ideal = ideal_time_s(plan, rate_bps=payload_bps, latency_s=DELAY_S)
     print(f"all-reduce {size} B over {N} ranks: measured {measured:.3f} s, analytic {ideal:.3f} s")
     assert ideal == pytest.approx(2 * (N - 1) * (DELAY_S + size / N * 8 / payload_bps), rel=1e-6)
-    assert abs(measured - ideal) / ideal < 0.10
+    # Typically 2.5-4 % over (TCP/IP headers, slow start at each round); one run on a quiet
+    # machine on 2026-12-02 reached 11.4 %, so the bound is 15 %: a wrong rate (x2) is far
+    # outside it (propagation is only 1.2 % of this time; the RTT tests check the delays).
+    assert abs(measured - ideal) / ideal < 0.15
 
 
 def test_two_workloads_on_the_same_hosts_run_side_by_side(tmp_path):
@@ -77,6 +80,7 @@ def test_two_workloads_on_the_same_hosts_run_side_by_side(tmp_path):
         assert transfers[transfers["direction"] == "recv"]["size_bytes"].sum() == sent
 
 
+@pytest.mark.uml
 def test_a_link_change_during_an_all_reduce_completes_byte_exact_and_slows_it(tmp_path):
     size = 4_000_000
     plan = expand(all_reduce(size))
@@ -87,9 +91,8 @@ def test_a_link_change_during_an_all_reduce_completes_byte_exact_and_slows_it(tm
     up = np.ones((len(times), N), dtype=bool)
     up[times >= 0.5, 0] = False
     tl = LinkTimeline(times, np.full(up.shape, DELAY_S), up)
-    with Emulation(ring_plan(), "min_hop", log_dir=tmp_path / "change") as emu:
-        clock = emu.clock(tl)
-        clock.initial_state()
+    with Emulation(ring_plan(), "min_hop", log_dir=tmp_path / "change", timeline=tl) as emu:
+        clock = emu.clock
         group = AgentGroup(emu, plan, [f"c{r}" for r in range(N)], tmp_path / "change-agents", timeout_s=120,
                            start_at_unix=time.time() + 1.0)
         time.sleep(0.5)
@@ -101,7 +104,7 @@ def test_a_link_change_during_an_all_reduce_completes_byte_exact_and_slows_it(tm
 
 
 def test_pcap_replay_rewrites_addresses_and_measures_one_way_delay(tmp_path):
-    from testbed.pcapreplay import replay
+    from testbed.traffic.pcapreplay import replay
     # A capture between two outside addresses: 100 UDP packets each way, 5 ms apart.
     pcap = write_capture(tmp_path / "in.pcap", n=200, gap_s=0.005)
     delays_s = [0.004, 0.004]

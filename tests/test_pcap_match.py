@@ -2,7 +2,7 @@
 
 from scapy.all import IP, UDP, Ether, Raw
 
-from testbed.pcapreplay import l4_crc
+from testbed.traffic.pcapreplay import l4_crc
 
 
 def test_packets_with_the_same_ip_id_are_told_apart_by_their_transport_bytes():

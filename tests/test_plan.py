@@ -2,8 +2,8 @@
 
 import pytest
 
-from testbed import plan
-from testbed.links import tbf_params
+from testbed.net import plan
+from testbed.links.backends import tbf_params
 
 
 def test_chain_plan_ports_and_addresses():
@@ -46,3 +46,26 @@ def test_tbf_params_scale_with_rate():
     b2, l2 = tbf_params(2e9)
     assert b1 >= 2 * 1514 and l1 > b1
     assert b2 == int(2e9 / 8 * 0.001) and l2 > l1
+
+
+def test_time_without_a_route_is_summed_per_pair_from_the_paths_table():
+    import pandas as pd
+    from testbed.results.tables import unreachable_s
+    paths = pd.DataFrame([(0.0, "a", "b", "1-2", 1), (5.0, "a", "b", "", -1), (7.5, "a", "b", "1-3-2", 2),
+                          (9.0, "a", "b", "", -1), (0.0, "b", "a", "2-1", 1)],
+                         columns=["t_s", "src", "dst", "path", "hops"])
+    assert unreachable_s(paths, t_end_s=10.0) == {"a->b": 2.5 + 1.0}
+
+
+def test_coverage_gaps_name_the_station_and_the_intervals_without_a_satellite():
+    import topologies
+    from topologies.summary import coverage_gaps, format_summary, summarize
+    cfg = topologies.ScheduleConfig(preset="test4x4", ground_stations=[("pole", 89.0, 0.0), ("eq", 0.0, 0.0)],
+                                    gsl_min_elevation_deg=60.0, duration_s=600.0, step_s=10.0)
+    schedule = topologies.generate(cfg)
+    gaps = coverage_gaps(schedule)
+    assert gaps, "a 4x4 shell at 5000 km cannot keep a station at 60 deg mask covered"
+    for name, intervals in gaps.items():
+        for a, b in intervals:
+            assert 0.0 <= a < b <= 610.0
+    assert "WARNING: ground station" in format_summary(summarize(schedule))

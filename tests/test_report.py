@@ -7,7 +7,6 @@ of issue 7 with a real (small) orbital schedule.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ import fixtures_report  # noqa: E402
 from testbed.cli import main  # noqa: E402
 from testbed.report import FIGURES, ReportError, ReportOptions, find_run, load_run, make_report  # noqa: E402
 from testbed.report.common import Context  # noqa: E402
-from testbed.report.metrics import (collective_instances, metric_table, path_changes,  # noqa: E402
-                                    rank_algorithms)
+from testbed.report.metrics import collective_instances, metric_table, path_changes  # noqa: E402
 from testbed.report import workload  # noqa: E402
 from testbed.report.rtt import choose_pairs  # noqa: E402
 from testbed.report.style import pyplot  # noqa: E402
@@ -42,7 +40,8 @@ def schedule():
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, schedule):
     """A complete run with every table, and its report (made once: it is the slow part)."""
-    run = fixtures_report.write_run(tmp_path_factory.mktemp("results"), schedule=schedule)
+    run = fixtures_report.write_run(tmp_path_factory.mktemp("results"), schedule=schedule, power=True,
+                                    faults=True)
     return run, make_report(run)
 
 
@@ -50,8 +49,13 @@ def tree(path: Path) -> dict[str, int]:
     return {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def results_section(report_md: str) -> str:
+    return report_md.split("## Results", 1)[1].split("\n\n", 2)[1]
+
+
 def ranking_rows(report_md: str) -> list[list[str]]:
-    section = report_md.split("## Ranking", 1)[1].split("\n\n", 2)[1]
+    """Rows of the per-algorithm results table (cells stripped)."""
+    section = results_section(report_md)
     lines = [l for l in section.splitlines() if l.startswith("|")]
     return [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
 
@@ -74,24 +78,29 @@ def test_every_figure_is_written_in_both_formats(full_run):
     assert not [p for p in run.rglob(".*tmp*")], "temporary files left behind"
 
 
-def test_report_md_has_ranking_scaling_and_figure_links(full_run):
+def test_report_md_has_results_scaling_and_figure_links(full_run):
     run, _ = full_run
     text = (run / "report.md").read_text()
     rows = ranking_rows(text)
-    assert sorted(r[1].strip("`") for r in rows) == sorted(ALGORITHMS)
-    assert [r[0] for r in rows][0] == "1"
-    header = text.split("## Ranking", 1)[1].split("\n\n", 2)[1].splitlines()[0]
-    for column in ("RTT excess median [ms]", "RTT excess p99 [ms]", "loss [%]", "path changes",
-                   "collective mean [s]", "collective p99 [s]", "iteration slowdown (mean) [x]",
-                   "flow mods", "mean rank"):
+    assert [r[0].strip("`") for r in rows] == list(ALGORITHMS)       # run order, no ranking
+    header = results_section(text).splitlines()[0]
+    for column in ("RTT excess median [ms]", "RTT excess p99 [ms]", "loss [%]", "path changes (not ranked)",
+                   "collective mean [s]", "collective slowdown (mean) [x]", "iteration slowdown (mean) [x]",
+                   "flow mods"):
         assert column in header
-    # the rows are sorted by mean rank
-    mean_ranks = [float(r[-1]) for r in rows]
-    assert mean_ranks == sorted(mean_ranks)
+    assert "mean rank" not in text and "| rank |" not in header
+    # one trial: no interval, nothing bold, nothing called better
+    assert "**" not in results_section(text)
+    assert "**better:" not in text
+    assert "One trial: no confidence interval can be given" in text
+    assert "No significant difference can be claimed for any of the" in text
+    # collectives: 20 per trial cannot carry a p99
+    assert "collective p99 [s] not given: a p99 needs at least 100 samples per trial; the trials had 20" in text
     scaling = next(l for l in text.splitlines() if l.startswith("**Scaling conventions.**"))
     for fact in ("rate_scale = 0.001", "speedup = 1 (orbital seconds per wall-clock second)", "backend: delayline", "propagation delay emulated: yes"):
         assert fact in scaling
-    assert text.index("## Ranking") < text.index("**Scaling conventions.**") < text.index("## Figures")
+    assert "Time compressed" not in text
+    assert text.index("## Results") < text.index("**Scaling conventions.**") < text.index("## Figures")
     for name in FIGURE_NAMES:
         assert f"(plots/{name}.png)" in text and f"(plots/{name}.pdf)" in text
     assert "INCOMPLETE" not in text
@@ -106,8 +115,9 @@ def test_metrics_are_plausible(full_run):
     assert (table["rtt_excess_median_ms"] < 5).all()
     assert table["loss_pct"].between(0, 100).all()
     assert table.loc["load_aware", "path_changes"] > 0          # the fixture alternates its paths
-    assert (table["collective_p99_s"] >= table["collective_mean_s"]).all()
+    assert table["collective_p99_s"].isna().all()               # 20 collectives per trial < 100
     assert (table["iteration_slowdown_mean"] >= 1).all()
+    assert (table["collective_slowdown_mean"] >= 1).all()
     flow_mods = data.table("min_hop", "clock")["flow_mods"].sum()
     assert table.loc["min_hop", "flow_mods"] == flow_mods
 
@@ -129,15 +139,6 @@ def test_collective_instances_take_the_slowest_rank():
     inst = collective_instances(frame)
     assert inst["duration_s"].tolist() == [2.0, 0.5]
     assert inst["slowdown"].tolist() == [4.0, 2.0]
-
-
-def test_ranking_orders_by_mean_rank_and_puts_missing_last():
-    table = pd.DataFrame({"x": [3.0, 1.0, np.nan], "y": [1.0, 2.0, 3.0], "z": [np.nan] * 3},
-                         index=["a", "b", "c"])
-    ranked = rank_algorithms(table)
-    assert list(ranked.index) == ["a", "b", "c"]           # a and b tie at 1.5: run order
-    assert ranked.loc["c", "mean_rank"] == 3.0
-    assert "z" not in ranked.columns                      # no algorithm has it
 
 
 def test_palette_is_keyed_by_manifest_order_and_distinct():
@@ -163,7 +164,8 @@ def test_csv_is_read_when_parquet_is_missing(tmp_path, schedule):
     expected = pd.read_parquet(run / "min_delay" / "throughput.parquet")
     (run / "min_delay" / "throughput.parquet").unlink()
     got = load_run(run).table("min_delay", "throughput")
-    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert (got["trial"] == 0).all()                       # a run without trials reads as trial 0
+    pd.testing.assert_frame_equal(got.drop(columns="trial"), expected, check_dtype=False)
 
 
 # ------------------------------------------------------------------ partial runs
@@ -178,18 +180,19 @@ def test_missing_tables_skip_their_figures_with_a_note(tmp_path, schedule):
     (run / "plots" / "throughput.png").write_bytes(b"stale")      # from an older report
     result = make_report(run)
     assert set(result.skipped) == {"rtt_over_time", "path_changes", "collective_cdf", "iteration_cdf",
-                                   "slowdown", "throughput", "link_utilisation"}
+                                   "slowdown", "throughput", "link_utilisation", "power"}
     assert {p.name for p in result.files} == {"constellation.png", "constellation.pdf", "report.md"}
     assert not (run / "plots" / "throughput.png").exists()
     text = result.report.read_text()
-    notes = text.split("## Figures not drawn", 1)[1]
-    for name in result.skipped:
-        assert f"(`{name}`)" in notes
-    assert "no throughput table" in notes
+    figures = text.split("## Figures", 1)[1]
+    for spec in FIGURES:
+        if spec.name in result.skipped:             # one sentence where the figure would be
+            assert f"### {spec.title}\n\nNo figure: {result.skipped[spec.name]}." in figures
+    assert "No figure: no throughput table" in figures
     assert "missing table(s): rtt, collectives" in text and "empty table(s): paths" in text
     rows = ranking_rows(text)
-    assert len(rows) == len(ALGORITHMS)                   # ranked on flow mods alone
-    assert "collective mean [s]" not in text.split("## Ranking", 1)[1].split("\n\n", 2)[1]
+    assert len(rows) == len(ALGORITHMS)                   # flow mods alone
+    assert "collective mean [s]" not in results_section(text)
     assert "](plots/throughput.png)" not in text
 
 
@@ -206,7 +209,7 @@ def test_incomplete_run_is_flagged_loudly(tmp_path, schedule, capsys):
     assert "`min_hop`, `load_aware`" in first_lines        # algorithms that never ran
     rows = ranking_rows(text)
     assert len(rows) == len(ALGORITHMS)
-    assert rows[0][1] == "`min_delay`"                   # the only one with data ranks first
+    assert rows[0][1] != "n/a" and rows[1][1] == "n/a"    # only min_delay has data
     assert "load_aware: no results folder" in text
 
 

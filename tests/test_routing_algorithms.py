@@ -13,8 +13,8 @@ import networkx as nx
 import pytest
 
 from controllers import ALGORITHMS, RoutingContext, build_flow_table, make_router, validate_routes
-from controllers.fakeoftable import FakeOFNetwork
-from controllers.synthetic import chain, host_address, plus_grid, ring, wiring
+from fakeoftable import FakeOFNetwork
+from synthetic import chain, host_address, plus_grid, ring, wiring
 
 TOPOLOGIES = {
     "chain6": lambda: chain(6),
@@ -109,7 +109,7 @@ def test_ecmp_paths_respect_the_stretch_bound_and_spread(topo):
     graph = topology(topo)
     _, paths = traced("ecmp_k", topo)
     _, best = traced("min_delay", topo)
-    stretch = ALGORITHMS["ecmp_k"].defaults["max_stretch"]
+    stretch = make_router("ecmp_k").params["max_stretch"]  # the default
     for pair, delivered in paths.items():
         least = path_delay(graph, best[pair][0])
         for path in delivered:

@@ -7,8 +7,8 @@ import pytest
 
 from controllers import RoutingContext, build_flow_table, make_router
 from controllers.algorithms.predictive import doomed_links
-from controllers.fakeoftable import FakeOFNetwork
-from controllers.synthetic import chain, host_address, plus_grid, ring, wiring
+from fakeoftable import FakeOFNetwork
+from synthetic import chain, host_address, plus_grid, ring, wiring
 
 
 def uses_link(routes, link):
@@ -58,10 +58,9 @@ def test_predictive_moves_traffic_off_a_link_before_it_goes_down(seed):
     # break: once the link is gone, the rules already installed still deliver,
     # while min_delay's rules send traffic into the dead link until recomputed
     assert all(t.ok for t in deliveries(predictive, now, later).values())
-    lost = [pair for pair, t in deliveries(reactive, now, later).items() if not t.ok]
-    assert lost and all(
-        reason == "link down" for pair in lost for _, reason in deliveries(reactive, now, later)[pair].dropped
-    )
+    broken = deliveries(reactive, now, later)
+    lost = [pair for pair, t in broken.items() if not t.ok]
+    assert lost and all(reason == "link down" for pair in lost for _, reason in broken[pair].dropped)
 
 
 def test_predictive_ignores_changes_outside_its_horizon():
@@ -199,8 +198,8 @@ def test_load_aware_ignores_measurements_for_links_that_are_gone():
 def ring_session(algorithm, hosts):
     """A controller session on a ring of 8 switches with hosts on the given switches."""
     from controllers.session import ControllerSession
-    from testbed.feedmsg import state_message_from_plan, topology_message
-    from testbed.plan import make_plan
+    from testbed.control.messages import state_message_from_plan, topology_message
+    from testbed.net.plan import make_plan
     plan = make_plan(range(8), {s: (f"h{s}", "compute") for s in hosts},
                      [(i, (i + 1) % 8, "isl", 1e9, 0.001, True) for i in range(8)])
     session = ControllerSession(make_router(algorithm))

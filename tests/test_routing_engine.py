@@ -15,7 +15,7 @@ from controllers.algorithms.spt import (
     multipath_masks,
 )
 from controllers.errors import RoutingError
-from controllers.synthetic import plus_grid
+from synthetic import plus_grid
 
 
 def random_graph(seed, n=None, m=None):
@@ -145,3 +145,54 @@ def test_tie_heavy_large_grid_stays_linear(weight):
     dest = indexed.indices(range(0, 1584, 99))
     dist = distances(indexed, dest)
     assert np.array_equal(dist, dijkstra_distances(indexed, dest))
+
+
+def test_a_ground_station_seeing_over_100_satellites_is_routed_by_min_delay():
+    """No per-node link cap: a station with every visible satellite (no mask, Starlink
+    Gen1's 4,408 satellites) has >= 100 links, and min_delay routes through it exactly."""
+    from controllers.algorithms.base import RoutingContext
+    from controllers.algorithms.ecmp_k import ALGORITHM as ECMP
+    from controllers.algorithms.min_delay import route
+    from topologies import ScheduleConfig, generate
+
+    schedule = generate(ScheduleConfig(
+        preset="starlink_gen1", duration_s=1.0, step_s=1.0, epoch="2025-01-01T00:00:00Z",
+        ground_stations=(("Berlin", 52.52, 13.40), ("Madrid", 40.42, -3.70)),
+        gsl_policy="all", gsl_min_elevation_deg=0.0))
+    graph = schedule.graph_at(0)
+    berlin, madrid = (int(i) for i in schedule.node_ids("ground"))
+    assert graph.degree(berlin) >= 100 and graph.degree(madrid) >= 100
+    routes = route(graph, frozenset({berlin}), RoutingContext(t_s=0.0))
+    lengths = nx.single_source_dijkstra_path_length(graph, berlin, weight="delay_s")
+    # walk Madrid's next hops to Berlin: the delay equals the true shortest path
+    node, total, hops = madrid, 0.0, 0
+    while node != berlin:
+        (nxt, _), = routes[node][berlin]
+        total += graph.edges[node, nxt]["delay_s"]
+        node, hops = nxt, hops + 1
+        assert hops < 100
+    assert total == pytest.approx(lengths[madrid], rel=1e-12)
+    # multipath over a wide node: next-hop masks beyond 63 slots still work
+    multi = ECMP.route(graph, frozenset({berlin}), RoutingContext(t_s=0.0))
+    assert all(multi[u][berlin] for u in graph if u != berlin and u in lengths)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_wide_graph_masks_by_sort_equal_the_pairwise_ranking(seed):
+    from controllers.algorithms.spt import _masks_by_sort
+    graph = random_graph(seed, n=30, m=120)
+    indexed = IndexedGraph.from_graph(graph, "delay_s")
+    dist = distances(indexed, np.arange(indexed.size))
+    for k, stretch in ((1, math.inf), (2, 0.1), (3, math.inf)):
+        pairwise = multipath_masks(indexed, dist, k, stretch)
+        vias, allowed = [], []
+        for slot in range(indexed.nbr.shape[1]):
+            ahead = dist[:, indexed.nbr[:, slot]]
+            via = indexed.out_cost[:, slot] + ahead
+            ok = ahead < dist
+            if math.isfinite(stretch):
+                ok &= (via == dist) | (indexed.out_cost[:, slot] + (1 + stretch) * ahead
+                                       <= (1 + stretch) * dist)
+            vias.append(via)
+            allowed.append(ok)
+        assert (_masks_by_sort(vias, allowed, k).astype(np.int64) == pairwise).all()

@@ -20,7 +20,7 @@ from controllers import (
     make_router,
 )
 from controllers.algorithms.base import at_least
-from controllers.synthetic import ring
+from synthetic import ring
 
 REPO = Path(__file__).resolve().parents[1]
 PURE_MODULES = [
@@ -28,8 +28,10 @@ PURE_MODULES = [
     "controllers.errors",
     "controllers.graph",
     "controllers.rules",
-    "controllers.fakeoftable",
-    "controllers.synthetic",
+    "controllers.diff",
+    "controllers.ofmsg",
+    "controllers.counters",
+    "controllers.session",
     "controllers.algorithms",
     "controllers.algorithms.base",
     "controllers.algorithms.spt",
@@ -46,8 +48,17 @@ def test_routing_core_never_imports_os_ken():
     assert json.loads(out.stdout) == []
 
 
-def test_registry_lists_the_shipped_algorithms_and_is_read_only():
-    assert set(ALGORITHMS) == {"min_hop", "min_delay", "ecmp_k", "load_aware", "predictive"}
+def test_registry_lists_every_shipped_algorithm_module_and_is_read_only():
+    """Every module of controllers/algorithms/ that defines ALGORITHM is registered (the list is
+    read from the folder, not written here), under its own name."""
+    import importlib
+    folder = REPO / "controllers" / "algorithms"
+    shipped = {}
+    for path in sorted(folder.glob("*.py")):
+        module = importlib.import_module(f"controllers.algorithms.{path.stem}")
+        if hasattr(module, "ALGORITHM"):
+            shipped[module.ALGORITHM.name] = module.ALGORITHM
+    assert shipped and dict(ALGORITHMS) == shipped
     for name, algorithm in ALGORITHMS.items():
         assert algorithm.name == name and algorithm.summary
         assert callable(algorithm.route)
@@ -134,15 +145,34 @@ def test_a_new_algorithm_is_one_function_and_one_algorithm_value():
 
 
 def test_documented_examples_run():
+    """The doctests, and the complete example the registry's docstring points to
+    (examples/algos/widest.py, loaded by path as a spec would): on equal capacities the widest
+    path is the least-delay path."""
     import doctest
 
-    import controllers.algorithms as registry
+    from controllers.algorithms import resolve_algorithm
 
     assert doctest.testmod(controllers, raise_on_error=True).attempted > 0
-    # the "complete example" in the registry docstring works as written
-    code = registry.__doc__.split("::\n\n", 1)[1].split("\nthen ", 1)[0]
-    namespace = {"__name__": "controllers.algorithms.max_capacity", "__package__": "controllers.algorithms"}
-    exec(compile("\n".join(line[4:] for line in code.splitlines()), "max_capacity.py", "exec"), namespace)
+    widest = resolve_algorithm(str(REPO / "examples" / "algos" / "widest.py"))
     graph = ring(6, seed=1)
-    routes = namespace["ALGORITHM"].bind({})(graph, frozenset({0}), RoutingContext(t_s=0.0))
+    routes = widest.bind({})(graph, frozenset({0}), RoutingContext(t_s=0.0))
     assert routes == make_router("min_delay")(graph, frozenset({0}), RoutingContext(t_s=0.0))
+
+
+def test_every_bad_parameter_is_reported_at_once_as_data():
+    """Unknown names and bad values of one algorithm come together, each as (parameter, problem)."""
+    from controllers.algorithms.base import ParameterProblems
+    with pytest.raises(ParameterError) as info:
+        make_router("load_aware", {"alpha": 1, "rho_max": 1.0, "hysteresis": -1})
+    err = info.value
+    assert isinstance(err, ParameterProblems) and err.algorithm == "load_aware"
+    assert err.problems == (
+        ("alpha", "unknown parameter; allowed: alpha_s, hysteresis, rho_max"),
+        ("rho_max", "must be < 1.0, got 1.0"),
+        ("hysteresis", "must be >= 0, got -1.0"),
+    )
+    assert str(err).splitlines() == [
+        "algorithm 'load_aware': unknown parameter(s) 'alpha'; allowed: alpha_s, hysteresis, rho_max",
+        "algorithm 'load_aware', parameter 'rho_max': must be < 1.0, got 1.0",
+        "algorithm 'load_aware', parameter 'hysteresis': must be >= 0, got -1.0",
+    ]

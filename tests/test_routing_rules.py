@@ -1,4 +1,4 @@
-"""Routes -> rules, rule diffs, and the fake OpenFlow 1.3 tables."""
+"""Routes -> rules, rule diffs, their OpenFlow messages, and the fake OpenFlow 1.3 tables."""
 
 import itertools
 
@@ -13,14 +13,15 @@ from controllers import (
     RuleError,
     SelectGroup,
     SwitchTable,
-    apply_diff,
     build_flow_table,
     diff_rules,
     make_router,
 )
-from controllers.fakeoftable import FakeOFError, FakeOFNetwork
-from controllers.rules import Op, bucket_weights
-from controllers.synthetic import host_address, plus_grid, ring, wiring
+from controllers import Op, ofmsg
+from controllers.rules import bucket_weights
+from fakeoftable import STUB_DATAPATH as DP
+from fakeoftable import FakeOFError, FakeOFNetwork
+from synthetic import host_address, plus_grid, ring, wiring
 
 CTX = RoutingContext(t_s=0.0)
 # a triangle 1-2-3 plus switch 4 behind 3; hosts on 1 and 4
@@ -125,14 +126,13 @@ def assert_minimal(old, new, diff):
 
 
 @pytest.mark.parametrize("graph", [ring(8), plus_grid(4, 4), plus_grid(6, 6, seed=7)], ids=["ring", "grid", "grid6"])
-def test_diff_applied_to_old_gives_new_in_both_models(graph):
+def test_diff_sent_as_openflow_turns_old_into_new(graph):
     ports, hosts = wiring(graph)
     tables = tables_for(graph, ports, hosts) + [{}]
     for old, new in itertools.permutations(tables, 2):
         diff = diff_rules(old, new)
-        assert apply_diff(old, diff) == new
         assert_minimal(old, new, diff)
-        # the same diff on tables with OpenFlow 1.3 semantics, in operations() order
+        # the diff as the controller's OpenFlow messages, on tables with OpenFlow 1.3 semantics
         network = FakeOFNetwork(ports, hosts)
         network.install(old)
         network.apply(diff)
@@ -182,17 +182,18 @@ def test_operations_order_is_safe_for_group_lifecycle():
 def test_fake_switch_refuses_what_a_real_one_refuses():
     network = FakeOFNetwork(PORTS, HOSTS)
     rule = Rule("10.0.0.4", GroupAction(4))
+    group = SelectGroup(4, ((10, 1), (11, 1)))
     with pytest.raises(FakeOFError, match="OFPBAC_BAD_OUT_GROUP"):
-        network.send(1, Op.FLOW_ADD, rule)
+        network.send(1, ofmsg.flow_mod(DP, Op.FLOW_ADD, rule))
     with pytest.raises(FakeOFError, match="OFPGMFC_UNKNOWN_GROUP"):
-        network.send(1, Op.GROUP_MODIFY, SelectGroup(4, ((10, 1), (11, 1))))
-    network.send(1, Op.GROUP_ADD, SelectGroup(4, ((10, 1), (11, 1))))
+        network.send(1, ofmsg.group_mod(DP, Op.GROUP_MODIFY, group))
+    network.send(1, ofmsg.group_mod(DP, Op.GROUP_ADD, group))
     with pytest.raises(FakeOFError, match="OFPGMFC_GROUP_EXISTS"):
-        network.send(1, Op.GROUP_ADD, SelectGroup(4, ((10, 1), (11, 1))))
-    network.send(1, Op.FLOW_MODIFY, rule)  # strict modify of a missing flow: nothing
+        network.send(1, ofmsg.group_mod(DP, Op.GROUP_ADD, group))
+    network.send(1, ofmsg.flow_mod(DP, Op.FLOW_MODIFY, rule))  # strict modify of a missing flow: nothing
     assert "10.0.0.4" not in network.table()[1].rules
-    network.send(1, Op.FLOW_ADD, rule)
-    network.send(1, Op.GROUP_DELETE, SelectGroup(4, ()))  # takes the flow with it
+    network.send(1, ofmsg.flow_mod(DP, Op.FLOW_ADD, rule))
+    network.send(1, ofmsg.group_mod(DP, Op.GROUP_DELETE, group))  # takes the flow with it
     assert network.table() == {}
 
 
@@ -203,8 +204,8 @@ def test_wrong_order_would_lose_the_rule():
     with_group = {1: SwitchTable({"10.0.0.4": Rule("10.0.0.4", GroupAction(4))}, {4: group})}
     network = FakeOFNetwork(PORTS, HOSTS)
     network.install(with_group)
-    network.send(1, Op.GROUP_DELETE, group)
-    network.send(1, Op.FLOW_MODIFY, Rule("10.0.0.4", OutputAction(10)))
+    network.send(1, ofmsg.group_mod(DP, Op.GROUP_DELETE, group))
+    network.send(1, ofmsg.flow_mod(DP, Op.FLOW_MODIFY, Rule("10.0.0.4", OutputAction(10))))
     assert network.trace(1, "10.0.0.4").dropped == (((1,), "no rule"),)
 
 
@@ -218,7 +219,9 @@ def test_trace_reports_loops_drops_and_wrong_hosts():
     }
     network.install(loop)
     trace = network.trace(3, "10.0.0.4")
-    assert trace.looped == ((3, 1, 2, 1),) and not trace.ok
+    # 2 sends it back to 1 (its hairpin companion: in from 1, rule toward 1), 1 to 2 again
+    # (same), and 2 sees it a second time on the same port: a loop.
+    assert trace.looped == ((3, 1, 2, 1, 2),) and not trace.ok
     assert network.trace(4, "10.0.0.4").dropped == (((4,), "no rule"),)
     assert network.trace(4, "10.0.0.1").dropped == (((4,), "wrong host"),)
 
@@ -235,3 +238,54 @@ def test_trace_follows_every_bucket_and_honours_link_state():
     broken.remove_edge(0, 1)
     trace = network.trace(0, host_address(10), links=broken)
     assert not trace.ok and ((0,), "link down") in trace.dropped and trace.delivered
+
+
+# -- hairpin companions ---------------------------------------------------------------
+
+
+def assert_hairpins_match_rules(network, hosts):
+    """Exactly one companion per single-path rule toward a neighbour, none stale."""
+    local = {(h.switch, ip) for ip, h in hosts.items()}
+    want = {}
+    for switch, table in network.table().items():
+        for ip, rule in table.rules.items():
+            if isinstance(rule.action, OutputAction) and (switch, ip) not in local:
+                want.setdefault(switch, {})[(ip, rule.action.port)] = rule.priority + 1
+    assert network.hairpins() == want
+
+
+@pytest.mark.parametrize("graph", [ring(8), plus_grid(4, 4, seed=3)], ids=["ring", "grid"])
+def test_every_change_keeps_exactly_the_hairpins_its_rules_need(graph):
+    ports, hosts = wiring(graph)
+    tables = tables_for(graph, ports, hosts)
+    broken = graph.copy()
+    broken.remove_edge(*sorted(graph.edges)[0])
+    tables += tables_for(broken, ports, hosts) + [{}]
+    network = FakeOFNetwork(ports, hosts)
+    companions = 0
+    for table in tables + tables[::-1]:
+        network.install(table)
+        assert network.table() == table
+        assert_hairpins_match_rules(network, hosts)
+        companions += sum(map(len, network.hairpins().values()))
+    assert companions > 0
+
+
+def test_hairpin_returns_a_packet_that_arrives_from_the_new_next_hop():
+    """Mid-update: switch 1 already routes to 2's host via 0, but 0 had sent it a packet
+    under the old route. OpenFlow drops output to the ingress port; the companion sends
+    it back, and 0 (already updated) takes it the long way."""
+    graph = ring(4)  # 0-1-2-3-0
+    ports, hosts = wiring(graph, [2])
+    network = FakeOFNetwork(ports, hosts)
+    old = build_flow_table({0: {2: ((1, 1.0),)}, 1: {2: ((2, 1.0),)}, 3: {2: ((2, 1.0),)}}, ports, hosts)
+    new = build_flow_table({0: {2: ((3, 1.0),)}, 1: {2: ((0, 1.0),)}, 3: {2: ((2, 1.0),)}}, ports, hosts)
+    network.install(old)
+    assert network.trace(0, host_address(2)).delivered == ((0, 1, 2),)
+    network.install(new)
+    assert network.trace(1, host_address(2), from_switch=0).delivered == ((1, 0, 3, 2),)
+    # without its companion the same packet is dropped at 1
+    for (ip, in_port), priority in network.hairpins()[1].items():
+        rule = Rule(ip, OutputAction(in_port), priority - 1)
+        network.send(1, ofmsg.hairpin_delete(DP, rule, in_port))
+    assert network.trace(1, host_address(2), from_switch=0).dropped == (((1,), "output to in_port"),)

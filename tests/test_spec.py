@@ -15,16 +15,16 @@ import pytest
 
 import topologies
 from controllers import ALGORITHMS
+from controllers.algorithms import RoutingContext
 from testbed.spec import ProbeSpec, Spec, SpecError, load_spec, resolve_host
 from testbed.workload import Workload
 
-from conftest import write_capture
+from conftest import DATA, write_capture
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 SHIPPED = ["default", "handover", "starlink_v3_compute"]
 BAD = Path(__file__).resolve().parent / "specs" / "bad"
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 # -- a tiny TOML writer, so tests can build specs from dicts --------------------
@@ -91,7 +91,7 @@ def test_shipped_experiments_load(shipped):
         assert spec.path == (EXPERIMENTS / f"{name}.toml").absolute()
         assert isinstance(spec.schedule_config(), topologies.ScheduleConfig)
         json.dumps(spec.raw)                       # manifest-ready
-        assert spec.rate_scale == 1e-4 and spec.backend == "auto" and spec.speedup == 1
+        assert spec.rate_scale == 1e-4 and spec.backend == "auto" and spec.speedup in (1, 4)
         for w in spec.workloads:
             assert len(w.placement.node_ids) == w.n_ranks
             assert set(w.placement.node_ids) <= set(spec.compute_node_ids)
@@ -99,21 +99,36 @@ def test_shipped_experiments_load(shipped):
 
 def test_default_experiment_fits_the_demo_budget(shipped):
     spec = shipped["default"]
-    cfg = spec.schedule_config()
-    assert cfg.preset in ("test4x4", "test6x6")
-    assert 4 <= len(spec.compute_node_ids) <= 6
-    assert 1 <= len(spec.ground_names) <= 2
+    assert 4 <= len(spec.compute_node_ids) <= 6 and 1 <= len(spec.ground_names) <= 2
     names = [a.name for a in spec.algorithms]
     assert 2 <= len(names) <= 3 and {"min_hop", "min_delay"} <= set(names)
-    assert set(names) & {"predictive", "ecmp_k"}
-    assert 30 <= cfg.duration_s <= 40 and 0.5 <= cfg.step_s <= 1
-    assert spec.wall_s_per_algorithm * len(spec.algorithms) <= 120      # + set-up within 3 min
-    assert spec.probes == ProbeSpec("all-compute", 10.0)
+    assert spec.trials >= 3                                            # intervals need trials
+    assert spec.wall_s_per_algorithm * len(names) * spec.trials <= 120   # + set-up within 3 min
     (ddp,) = spec.workloads
     workload = ddp.build()
     assert isinstance(workload, Workload) and workload.meta["source"] == "generator:ddp"
-    assert workload.n_ranks == ddp.n_ranks
     assert ddp.place(spec.host_names_by_kind()) == list(spec.compute_names[:ddp.n_ranks])
+
+
+def test_default_experiment_has_link_changes_that_routing_must_handle(shipped):
+    """What the demo exists to show: lasers between compute satellites go down inside the
+    window (while the job runs), a ground station hands over, and min_hop and min_delay
+    disagree on some compute pair's path from the start."""
+    spec = shipped["default"]
+    schedule = topologies.generate(spec.schedule_config())
+    links = schedule.links
+    compute = set(spec.compute_node_ids)
+    first = set(map(tuple, links[links["step"] == 0][["a", "b"]].to_numpy()))
+    last = set(map(tuple, links[links["step"] == schedule.n_steps - 1][["a", "b"]].to_numpy()))
+    dropped = first - last
+    assert any(a in compute and b in compute for a, b in dropped), dropped     # a laser between compute sats
+    ground = set(schedule.node_ids("ground"))
+    assert any(a in ground or b in ground for a, b in dropped ^ (last - first))  # a ground handover
+    graph = schedule.graph_at(0)
+    hosts = sorted(compute | ground)
+    ctx = RoutingContext(t_s=0.0)
+    routes = {name: ALGORITHMS[name].bind()(graph, hosts, ctx) for name in ("min_hop", "min_delay")}
+    assert routes["min_hop"] != routes["min_delay"]
 
 
 def test_starlink_v3_and_handover_experiments(shipped):
@@ -124,9 +139,10 @@ def test_starlink_v3_and_handover_experiments(shipped):
     assert type(star.schedule_config().compute).__name__ == "ComputeCluster"
     hand = shipped["handover"]
     cfg = hand.schedule_config()
-    assert [a.name for a in hand.algorithms] == ["min_delay", "predictive"]
+    assert [a.name for a in hand.algorithms] == ["min_delay", "predictive", "predictive"]
+    assert [a.updates for a in hand.algorithms] == ["direct", "direct", "consistent"] and hand.trials == 3
     assert cfg.isl_policy == "plus_grid" and cfg.isl_params["max_lat_deg"] == 60
-    assert cfg.gsl_policy == "nearest" and len(hand.ground_names) >= 2
+    assert cfg.gsl_policy == "make_before_break" and len(hand.ground_names) >= 2
 
 
 # -- the Spec API -----------------------------------------------------------------
@@ -273,12 +289,43 @@ def test_problems_across_all_tables_are_reported_together(tmp_path):
     )
 
 
+def test_several_problems_of_one_delegated_call_are_all_reported_at_their_key_paths(tmp_path):
+    """ScheduleConfig, a generator and an algorithm are each called once with the whole table;
+    every (field, problem) they return lands at the spec's key path, in file order."""
+    spec = copy.deepcopy(FULL)
+    spec["constellation"]["shells"][0].update(planes=0, altitude_km=-5.0)
+    spec["isl"]["params"] = {"max_lat_deg": 120, "cutoff_deg": 60}
+    spec["ground"]["stations"].append({"name": "rome", "lat_deg": 95, "lon_deg": 500})
+    spec["time"].update(duration_s=10.0, step_s=20.0, epoch="soon")
+    spec["workloads"][0]["n_ranks"] = 1
+    spec["workloads"][0]["params"] = {"iterations": 0, "token_s": -1.0, "layer": 2}
+    spec["algorithms"][0]["params"] = {"k": 0, "max_stretch": -1, "kk": 1}
+    with pytest.raises(SpecError) as caught:
+        load_spec(write(tmp_path, spec))
+    assert caught.value.problems == (
+        "constellation.shells[0].planes: must be >= 1, got 0",
+        "constellation.shells[0].altitude_km: must be > 0, got -5",
+        "isl.params.max_lat_deg: must be <= 90, got 120",
+        "isl.params.cutoff_deg: unknown parameter for this policy (known: max_lat_deg, pairing, shift)",
+        "ground.stations[1].lat_deg: must be <= 90, got 95",
+        "ground.stations[1].lon_deg: must be <= 360, got 500",
+        "time.epoch: not an ISO 8601 date-time: 'soon' (e.g. 2025-01-01T00:00:00Z)",
+        "time.step_s: must be <= duration_s (10), got 20",
+        "algorithms[0].params.kk: unknown parameter; allowed: k, max_stretch",
+        "algorithms[0].params.k: must be >= 1, got 0",
+        "algorithms[0].params.max_stretch: must be >= 0, got -1.0",
+        "workloads[0].params.layer: unknown parameter of generator 'tp_decode'; known: iterations, layers, "
+        "hidden, batch, bytes_per_element, token_s, algorithm",
+        "workloads[0].n_ranks: must be an integer >= 2, got 1",
+        "workloads[0].params.iterations: must be an integer >= 1, got 0",
+        "workloads[0].params.token_s: must be a finite number > 0, got -1.0",
+    )
+
+
 # -- relative paths ----------------------------------------------------------------
 
 def test_relative_tle_and_trace_paths_start_at_the_spec_folder(tmp_path, monkeypatch):
-    tle = SHARED_DATA / "iridium-2022-09-14.tle"
-    if not tle.exists():
-        pytest.skip(f"{tle} not available")
+    tle = DATA / "iridium-2022-09-14.tle"
     folder = tmp_path / "exp"
     (folder / "data").mkdir(parents=True)
     shutil.copy(tle, folder / "data" / "iridium.tle")
@@ -300,9 +347,7 @@ def test_relative_tle_and_trace_paths_start_at_the_spec_folder(tmp_path, monkeyp
 
 
 def test_chakra_trace_folder(tmp_path):
-    trace = SHARED_DATA / "chakra" / "all_reduce_8npus_1MB"
-    if not trace.exists():
-        pytest.skip(f"{trace} not available")
+    trace = DATA / "chakra" / "all_reduce_8npus_1MB"
     spec = dict(copy.deepcopy(FULL), workloads=[{"trace": str(trace)}], background=[])
     with pytest.raises(SpecError) as caught:
         load_spec(write(tmp_path, spec))
@@ -364,3 +409,148 @@ def test_a_capture_that_would_outlast_the_run_is_rejected(tmp_path):
         load_spec(spec_with_capture(tmp_path, start_s=3.5))
     assert caught.value.problems == ("pcap[0].start_s: the capture spans 0.99 s and would end at 4.49 s, "
                                      "after the run (time.duration_s = 4 s)",)
+
+
+def test_hypatia_conventions_reach_the_schedule_config(tmp_path):
+    """pairing/shift, a ground range cap without a mask, station elevation and UTC
+    Earth rotation pass from the spec's tables into ScheduleConfig; a shift without
+    pairing = "index" is reported at its key path."""
+    spec = copy.deepcopy(FULL)
+    spec["constellation"] = {"shells": [{"planes": 4, "sats_per_plane": 4, "altitude_km": 5000.0,
+                                         "inclination_deg": 53.0, "name": "s", "phasing": 0,
+                                         "odd_plane_offset_slots": 0.5}]}
+    spec["isl"] = {"policy": "plus_grid", "params": {"pairing": "index", "shift": 1}}
+    spec["ground"] = {"stations": [{"name": "paris", "lat_deg": 48.86, "lon_deg": 2.35,
+                                    "elevation_m": 35.0}],
+                      "min_elevation_deg": 0.0, "max_range_km": 9000.0}
+    spec["time"]["earth_rotation"] = "utc"
+    config = load_spec(write(tmp_path, spec)).schedule_config()
+    assert dict(config.isl_params) == {"pairing": "index", "shift": 1}
+    assert config.gsl_max_range_km == 9000.0 and config.gsl_min_elevation_deg == 0.0
+    assert config.ground_stations == (("paris", 48.86, 2.35, 35.0),)
+    assert config.earth_rotation == "utc" and config.shells[0].odd_plane_offset_slots == 0.5
+    spec["isl"]["params"] = {"shift": 1}
+    spec["time"]["earth_rotation"] = "tt"
+    with pytest.raises(SpecError) as caught:
+        load_spec(write(tmp_path, spec, "bad.toml"))
+    problems = caught.value.problems
+    assert any(p.startswith("isl.params.shift: only applies with pairing") for p in problems)
+    assert any(p.startswith("time.earth_rotation: unknown value 'tt'") for p in problems)
+
+
+def test_a_hypatia_folder_is_a_constellation_source(tmp_path):
+    """[constellation] hypatia_dir: the folder's TLEs, ISLs, stations and ground-link rule,
+    with the spec's own keys winning; a bad station name is reported at the key."""
+    from topologies.cli import main as topo_main
+    folder = tmp_path / "hyp"
+    folder.mkdir()
+    assert topo_main(["--preset", "test4x4", "--duration-s", "1", "--step-s", "1",
+                      "--min-elevation-deg", "0", "--gsl-max-range-km", "20000",
+                      "--ground", "paris:48.86:2.35", "--export", "hypatia", str(folder)]) == 0
+    spec = copy.deepcopy(FULL)
+    spec["constellation"] = {"hypatia_dir": "hyp"}
+    del spec["isl"]                                   # the folder's isls.txt, not a +Grid
+    spec["ground"] = {"policy": "nearest"}
+    spec["background"] = [{"src": "compute:0", "dst": "ground:paris", "rate_bps": 1e9, "start_s": 2.0}]
+    config = load_spec(write(tmp_path, spec)).schedule_config()
+    assert config.tle_path == str(folder / "tles.txt")
+    assert config.isl_policy == "listed" and len(config.isl_params["pairs"]) == 32
+    assert config.ground_stations == (("paris", 48.86, 2.35, 0.0),)
+    assert config.gsl_max_range_km == 20000.0 and config.gsl_min_elevation_deg == 0.0
+    assert config.earth_rotation == "utc"
+    spec["ground"]["min_elevation_deg"] = 10.0          # the spec's key wins
+    assert load_spec(write(tmp_path, spec)).schedule_config().gsl_min_elevation_deg == 10.0
+    (folder / "ground_stations.txt").write_text("0,São Paulo,-23.55,-46.63,760\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(write(tmp_path, spec))
+    assert any(p.startswith("constellation.hypatia_dir:") and "'São-Paulo' is not a valid host name" in p
+               for p in caught.value.problems)
+
+
+def _spec_with_algorithm(tmp_path, entry: str) -> Path:
+    spec = (EXPERIMENTS.parent / "examples" / "widest.toml").read_text()
+    spec = spec.replace('[[algorithms]]\npath = "algos/widest.py"      # relative to this spec', "[[algorithms]]\n" + entry)
+    path = tmp_path / "spec.toml"
+    path.write_text(spec)
+    return path
+
+
+def test_a_users_algorithm_file_is_loaded_by_path_relative_to_the_spec(tmp_path):
+    spec = load_spec(EXPERIMENTS.parent / "examples" / "widest.toml")
+    widest = spec.algorithms[0]
+    assert widest.name == widest.label == "widest" and widest.path.name == "widest.py"
+    assert widest.ref == str(widest.path) and widest.params == {"reference_bps": 200e9}
+    from controllers import make_router
+    from controllers.algorithms import RoutingContext
+    graph = topologies.generate(spec.schedule_config()).graph_at(0)
+    routes = make_router(widest.ref)(graph, sorted(spec.compute_node_ids), RoutingContext(t_s=0.0))
+    assert routes     # the controller process resolves the same reference the same way
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ('path = "nowhere.py"', "algorithms[0].path: no such algorithm file"),
+    ('path = "algo.py"\nname = "min_hop"', "algorithms[0].path: give either name"),
+    ('path = "empty.py"', "algorithms[0].path: defines no ALGORITHM"),
+    ('path = "broken.py"', "algorithms[0].path: importing it failed: ZeroDivisionError"),
+    ('path = "spec.toml"', "algorithms[0].path: must be a .py file"),
+])
+def test_a_bad_algorithm_file_is_one_line_naming_the_key(tmp_path, entry, problem):
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("1 / 0\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(_spec_with_algorithm(tmp_path, entry))
+    assert any(problem in line for line in err.value.problems), err.value.problems
+
+
+def test_compute_power_is_read_with_defaults_and_every_bad_key_named(tmp_path):
+    text = (EXPERIMENTS / "default.toml").read_text().replace(
+        "[compute]\nids = [1, 4, 7, 10]", "[compute]\nids = [1, 4, 7, 10]\npower = { solar_w = 1500, policy = \"pause\" }")
+    path = tmp_path / "power.toml"
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.power.solar_w == 1500 and spec.power.policy == "pause" and spec.power.accelerator_w == 700
+    assert spec.raw["compute"]["power"]["solar_w"] == 1500          # the manifest keeps it
+    path.write_text(text.replace('{ solar_w = 1500, policy = "pause" }',
+                                 '{ solar_w = -3, policy = "nap", initial_soc = 1.5, lasers = 4 }'))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    text = "\n".join(err.value.problems)
+    for key in ("compute.power.solar_w", "compute.power.policy", "compute.power.initial_soc", "compute.power.lasers"):
+        assert key in text
+
+
+def test_sunlit_placement_puts_ranks_on_the_satellites_longest_in_sunlight(tmp_path):
+    text = (EXPERIMENTS / "default.toml").read_text().replace("n_ranks = 4\n", "n_ranks = 2\nplacement = \"sunlit\"\n")
+    path = tmp_path / "sunlit.toml"
+    path.write_text(text)
+    spec = load_spec(path)
+    (w,) = spec.workloads
+    assert w.placement.rule == "sunlit" and w.placement.node_ids == ()
+    hosts = spec.host_names_by_kind()
+    share = [0.2, 0.9, 0.9, 0.5]                # per compute host, node-id order
+    assert w.place(hosts, share) == [hosts["compute"][1], hosts["compute"][2]]   # ties by node id
+    with pytest.raises(Exception, match="needs the schedule"):
+        w.place(hosts)
+
+
+def test_faults_are_read_and_bad_ones_named_by_key(tmp_path):
+    base = (EXPERIMENTS / "default.toml").read_text()
+    path = tmp_path / "faults.toml"
+    path.write_text(base + '\n[[faults]]\nkind = "satellite"\nnode = 13\nt_s = 20\n'
+                    '\n[[faults]]\nkind = "compute_reset"\nrate_per_hour = 2\nsaa_rate_per_hour = 30\n')
+    kinds = [f.kind for f in load_spec(path).faults]
+    assert kinds == ["laser", "satellite", "compute_reset"]       # the default's own laser loss first
+    path.write_text(base + '\n[[faults]]\nkind = "meteor"\n\n[[faults]]\nkind = "satellite"\nnode = 999\nt_s = 5\n'
+                    '\n[[faults]]\nkind = "controller_outage"\nt_s = 10\n')
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    text = "\n".join(err.value.problems)
+    assert "faults[1].kind" in text and "faults[2].node" in text and "faults[3].duration_s" in text
+
+
+def test_update_mode_per_algorithm_defaults_to_direct(tmp_path):
+    path = write(tmp_path, {"constellation": {"preset": "test4x4"},
+                            "algorithms": [{"name": "predictive", "updates": "consistent"},
+                                           {"name": "min_delay"}]})
+    spec = load_spec(path)
+    assert [(a.name, a.updates) for a in spec.algorithms] == [("predictive", "consistent"), ("min_delay", "direct")]

@@ -6,7 +6,6 @@ import argparse
 import json
 import shutil
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,10 +14,10 @@ import pytest
 
 from topologies import Schedule, ScheduleConfig, TopologyError, generate
 from topologies.cli import add_arguments, run
-from topologies.schedule import schedule_paths
 from topologies.summary import summarize, up_transitions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA
+
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import math
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +22,10 @@ from topologies.propagate import propagate_ecef_km
 from topologies.timebase import Timebase, ephemeris, timescale
 from topologies.tle import load_tle
 
+from conftest import DATA
+
 ONE_METRE_KM = 1e-3
 ONE_MM_KM = 1e-6
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 MU_KM3_S2 = 398600.8          # WGS-72, as SGP4 uses
 EARTH_RADIUS_KM = 6378.135    # WGS-72

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from topologies import (ISL_POLICIES, PRESETS, ScheduleConfig, Shell, TopologyEr
 from topologies.compute import compute_from_text
 from topologies.tle import tle_checksum
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA
+
 TLE_FILES = {"starlink": 3023, "oneweb": 426, "iridium": 31}
 # One real 3-line element set (name, line 1, line 2).
 SET = [line.rstrip() for line in (DATA / "iridium-2022-09-14.tle").read_text().splitlines()[:3]]
@@ -97,6 +99,34 @@ def test_malformed_element_sets_name_the_line(tmp_path, lines, line_no, words):
     assert f"{path}:{line_no}:" in str(err.value) and words in str(err.value)
 
 
+def with_checksum(line: str) -> str:
+    """``line`` (69 characters) with its checksum digit recomputed."""
+    return line[:68] + str(tle_checksum(line))
+
+
+@pytest.mark.parametrize("number,first,text,column,field", [
+    (2, 9, "abc.3944", 9, "inclination (columns 9-16)"),           # issue 13 item 9
+    (2, 9, " 8x.3944", 11, "inclination (columns 9-16)"),
+    (2, 27, "00O2345", 29, "eccentricity (columns 27-33)"),          # a letter O for a zero
+    (2, 53, "14.3425x321", 60, "mean motion (columns 53-63)"),
+    (1, 21, "257.5x000000", 26, "epoch day (columns 21-32)"),
+    (1, 54, " 1234.-3", 54, "BSTAR drag term (columns 54-61)"),      # right characters, wrong form
+])
+def test_letters_in_a_numeric_field_name_file_line_and_column(tmp_path, number, first, text, column, field):
+    """A malformed number is rejected where it is, even with a valid checksum (it used to be
+    accepted, and the satellite silently dropped as "cannot propagate to epoch (decayed?)")."""
+    line = SET[number]
+    bad = with_checksum(line[:first - 1] + text + line[first - 1 + len(text):])
+    assert len(bad) == 69 and bad != line
+    path = corrupt(tmp_path, [SET[0], *(bad if k == number else SET[k] for k in (1, 2))])
+    with pytest.raises(TopologyError) as err:
+        load_tle(path, min_shell_sats=1, min_plane_sats=1)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{number + 1}:{column}: TLE line {number} {field} ")
+    assert f"got {text!r}" in message and "\n" not in message
+    load_tle(corrupt(tmp_path, SET, "good.tle"), min_shell_sats=1, min_plane_sats=1)   # the original loads
+
+
 def test_checksum_rule():
     assert tle_checksum(SET[1]) == int(SET[1][68])
     assert tle_checksum(SET[2]) == int(SET[2][68])
@@ -141,7 +171,9 @@ def test_invalid_shells_name_the_field(shell, field):
     ({"preset": "test4x4", "epoch": "yesterday"}, "epoch: not an ISO 8601"),
     ({"preset": "test4x4", "compute": {"every_k": 0}}, "compute.every_k.k: must be >= 1"),
     ({"preset": "test4x4", "compute": {"best": 1}}, "compute.best: unknown selection"),
-    ({"preset": "test4x4", "compute": {"cluster": {"plane": 1, "slot": 1}}}, "compute.cluster"),
+    ({"preset": "test4x4", "compute": {"cluster": {"plane": 1, "slot": 1}}}, "compute.cluster.size: missing"),
+    ({"preset": "test4x4", "compute": {"cluster": 5}}, "compute.cluster: must be a table with keys plane, slot, size"),
+    ({"preset": "test4x4", "compute": {"ids": [1, "a"]}}, "compute.ids[1]: must be an integer, got 'a'"),
     ({"preset": "test4x4", "acquisition_s": -2}, "acquisition_s: must be >= 0"),
 ])
 def test_config_from_dict_is_strict(data, message):
@@ -203,3 +235,69 @@ def test_compute_selections():
         generate(ScheduleConfig(**base, compute={"ids": [64]}))
     with pytest.raises(TopologyError, match="--compute"):
         compute_from_text("some:3")
+
+
+def test_config_reports_every_problem_at_once_as_data():
+    """One TopologyError carries every (field, problem) pair, in field order; nothing stops
+    at the first: nested shells, stations, policy parameters and compute selections too."""
+    good = {"planes": 4, "sats_per_plane": 4, "altitude_km": 5000.0, "inclination_deg": 53.0}
+    with pytest.raises(TopologyError) as err:
+        ScheduleConfig.from_dict({
+            "shells": [{**good, "altitude_km": -5, "planes": 0, "colour": "red"},
+                       {"sats_per_plane": 4, "inclination_deg": 200}, good],
+            "isl_params": {"max_lat_deg": 120, "cutoff_deg": 60},
+            "lasers_per_sat": "four",
+            "ground_stations": [["a", 1, 2], ["b", 95, 0], {"name": "c", "lat_deg": 1}, ["a", 3, 4]],
+            "compute": {"cluster": {"plane": -1, "size": 0}},
+            "duration_s": -1, "step_s": 0, "durations": 5})
+    assert err.value.problems == (
+        ("durations", "unknown key (known keys: " + ", ".join(sorted(
+            f.name for f in dataclasses.fields(ScheduleConfig))) + ")"),
+        ("shell[0].colour", "unknown key (known keys: altitude_km, capacity_bps, inclination_deg, name, "
+                            "odd_plane_offset_slots, pattern, phasing, planes, raan_offset_deg, "
+                            "sats_per_plane)"),
+        ("shell[0].planes", "must be >= 1, got 0"),
+        ("shell[0].altitude_km", "must be > 0, got -5"),
+        ("shell[1].planes", "missing required key"),
+        ("shell[1].altitude_km", "missing required key"),
+        ("shell[1].inclination_deg", "must be <= 180, got 200"),
+        ("isl_params.max_lat_deg", "must be <= 90, got 120"),
+        ("isl_params.cutoff_deg", "unknown parameter for this policy (known: max_lat_deg, pairing, shift)"),
+        ("lasers_per_sat", "must be an integer, got 'four'"),
+        ("ground_stations[1].lat_deg", "must be <= 90, got 95"),
+        ("ground_stations[2].lon_deg", "missing required key"),
+        ("ground_stations[3].name", "duplicate station name 'a'"),
+        ("compute.cluster.slot", "missing required key"),
+        ("compute.cluster.plane", "must be >= 0, got -1"),
+        ("compute.cluster.size", "must be >= 1, got 0"),
+        ("duration_s", "must be > 0, got -1"),
+        ("step_s", "must be > 0, got 0"),
+    )
+    assert str(err.value).splitlines()[1] == "shell[0].colour: " + err.value.problems[1][1]
+    assert (err.value.field, err.value.problem) == err.value.problems[0]
+
+
+def test_cross_field_rules_wait_for_their_fields():
+    """step_s <= duration_s is reported only when both are valid numbers, beside other problems."""
+    with pytest.raises(TopologyError) as err:
+        ScheduleConfig.from_dict({"preset": "test4x4", "duration_s": 10, "step_s": 20,
+                                  "gsl_policy": "best"})
+    assert [f for f, _ in err.value.problems] == ["gsl_policy", "step_s"]
+    with pytest.raises(TopologyError) as err:
+        ScheduleConfig.from_dict({"preset": "test4x4", "duration_s": "long", "step_s": 20})
+    assert err.value.problems == (("duration_s", "must be a number, got 'long'"),)
+
+
+def test_shell_and_listed_pairs_report_every_problem():
+    with pytest.raises(TopologyError) as err:
+        Shell(0, 2.5, -1.0, 200.0, pattern="ring")
+    assert [f for f, _ in err.value.problems] == [
+        "planes", "sats_per_plane", "altitude_km", "inclination_deg", "pattern"]
+    with pytest.raises(TopologyError) as err:
+        ScheduleConfig.from_dict({"preset": "test4x4", "isl_policy": "listed",
+                                  "isl_params": {"pairs": [[0, 1], [3, 3], [1, 0], ["x", 2], [1]]}})
+    assert err.value.problems == (
+        ("isl_params.pairs[1]", "links satellite 3 to itself"),
+        ("isl_params.pairs[3]", "must be an integer, got 'x'"),
+        ("isl_params.pairs[4]", "must be [a, b]"),
+        ("isl_params.pairs", "pair [0, 1] listed twice"))

@@ -230,6 +230,50 @@ def test_gsl_all_policy_lists_every_visible_satellite():
     assert n_all > 3 * n_near
 
 
+def _serving_sets(schedule) -> dict:
+    """{(step, station node): set of satellites linked} of a schedule's ground links."""
+    gsl = schedule.links[(schedule.links["kind"] == "gsl").to_numpy()]
+    out: dict = {}
+    for step, a, b in zip(gsl["step"], gsl["a"], gsl["b"]):
+        out.setdefault((int(step), int(b)), set()).add(int(a))
+    return out
+
+
+def test_make_before_break_links_the_next_satellite_before_each_handover():
+    near = _serving_sets(schedule_for(preset="starlink_shell1", ground_stations=GROUND))
+    mbb = _serving_sets(schedule_for(preset="starlink_shell1", ground_stations=GROUND,
+                                     gsl_policy="make_before_break", gsl_params={"lead_s": 10.0}))
+    steps = 120                                    # 600 s at 5 s; lead 10 s = 2 steps
+    handovers = 0
+    stations = sorted({key[1] for key in near})
+    for station in stations:
+        served = [next(iter(near[(k, station)])) for k in range(steps)]  # shell 1 always covers
+        for k in range(steps):
+            # The serving link is always there, and at most one more: the next one, early.
+            assert served[k] in mbb[(k, station)] and len(mbb[(k, station)]) <= 2
+            extra = mbb[(k, station)] - {served[k]}
+            if extra:
+                nxt = next(s for s in served[k:] if s != served[k])
+                assert extra == {nxt}
+        for k in range(2, steps):
+            if served[k] != served[k - 1]:
+                handovers += 1
+                # Up the step before the handover (the new satellite is visible then in
+                # shell 1's dense sky), and the old one goes as with nearest.
+                assert served[k] in mbb[(k - 1, station)]
+                assert served[k - 1] not in mbb[(k, station)]
+    assert handovers >= 10
+
+
+def test_gsl_policy_parameters_are_checked_by_name():
+    with pytest.raises(TopologyError, match=r"gsl_params\.lead\b.*unknown parameter"):
+        ScheduleConfig(preset="test8x8", gsl_policy="make_before_break", gsl_params={"lead": 1})
+    with pytest.raises(TopologyError, match=r"gsl_params\.lead_s"):
+        ScheduleConfig(preset="test8x8", gsl_policy="make_before_break", gsl_params={"lead_s": 0})
+    with pytest.raises(TopologyError, match=r"gsl_params\.lead_s.*unknown parameter"):
+        ScheduleConfig(preset="test8x8", gsl_policy="nearest", gsl_params={"lead_s": 1})
+
+
 def test_nearest_policy_respects_lasers_and_k():
     schedule = schedule_for(preset="test8x8", isl_policy="nearest", isl_params={"k": 3},
                             duration_s=3000.0, step_s=20.0)

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from testbed.tracking import interrupts_held
+from testbed.system.tracking import interrupts_held
 
 
 def test_ctrl_c_during_the_body_is_held_until_the_body_ends():

@@ -112,3 +112,20 @@ def test_generators_expand_and_round_trip(name, tmp_path):
     assert expand(workload).n_ranks == workload.n_ranks
     write_jsonl(workload, tmp_path / "w.jsonl")
     assert read_jsonl(tmp_path / "w.jsonl") == workload
+
+
+def test_every_bad_parameter_is_reported_at_once_as_data():
+    """One call, one WorkloadError: unknown names first, then each bad value, as (parameter, problem)."""
+    with pytest.raises(WorkloadError) as info:
+        GENERATORS["ddp"](n_ranks=1, iterations=0, n_params=-1, forward_fraction=1.5, bucket_size=3,
+                          algorithm="direkt")
+    err = info.value
+    assert err.source == "ddp"
+    assert [name for name, _ in err.problems] == [
+        "bucket_size", "n_ranks", "iterations", "n_params", "forward_fraction", "algorithm"]
+    assert dict(err.problems)["iterations"] == "must be an integer >= 1, got 0"
+    assert dict(err.problems)["algorithm"] == "must be an algorithm for all_reduce: 'ring', 'tree', 'direct'; got 'direkt'"
+    assert str(err).splitlines() == [f"ddp: {name}: {problem}" for name, problem in err.problems]
+    with pytest.raises(WorkloadError) as info:
+        GENERATORS["pipeline"](hidden=0, schedule="zb", forward_s=-1.0)
+    assert [name for name, _ in info.value.problems] == ["hidden", "forward_s", "schedule"]

@@ -1,7 +1,7 @@
 """Strict scalar checks shared by the configuration dataclasses.
 
 Each helper returns the normalised value or raises :class:`TopologyError`
-naming the field.  Booleans are never accepted as numbers.
+naming the field (wrap it in :meth:`Collector.check` to gather them all).  Booleans are never accepted as numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import TopologyError
+from .errors import TopologyError, join_field
 
 
 def _fmt(value: Any) -> str:
@@ -85,10 +85,8 @@ def as_mapping(value: Any, field: str) -> Mapping:
 
 
 def reject_unknown(data: Mapping, known, where: str | None) -> None:
-    """Raise if ``data`` has keys outside ``known``."""
-    unknown = sorted(set(data) - set(known))
+    """Raise if ``data`` has keys outside ``known`` (one problem per unknown key)."""
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        key = unknown[0]
-        field = f"{where}.{key}" if where else key
-        raise TopologyError(
-            f"unknown key (known keys: {', '.join(sorted(known))})", field)
+        text = f"unknown key (known keys: {', '.join(sorted(known))})"
+        raise TopologyError(problems=[(join_field(where, str(key)), text) for key in unknown])

@@ -7,8 +7,11 @@ Wired into the ``testbed`` console command elsewhere; this module only offers
 Examples::
 
     testbed topo --preset starlink_shell1 --duration-s 200 --step-s 0.1 -o s1.parquet
-    testbed topo --tle ../shared/data/iridium-2022-09-14.tle --isl nearest
-    testbed topo --spec experiments/demo.toml --map 30 map.png     # spec's topology tables
+    testbed topo --tle data/iridium-2022-09-14.tle --isl nearest
+    testbed topo --preset starlink_shell1_hypatia --isl-param pairing=index \
+        --min-elevation-deg 0 --gsl-max-range-km 1089.686 --export hypatia DIR
+    testbed topo --hypatia DIR -o back.parquet          # the same constellation read back
+    testbed topo --spec experiments/default.toml --map 30 map.png  # spec's topology tables
     testbed topo --schedule s1.parquet --delay-plot Paris:Luanda delay.png
 
 User errors print one line on stderr and return 2; no partial files remain.
@@ -19,21 +22,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
 
 from .compute import compute_from_text
 from .config import ScheduleConfig
 from .errors import TopologyError
 from .gsl import GSL_POLICIES
+from .hypatia import write_hypatia
 from .isl import ISL_POLICIES
 from .shells import PRESETS
+from .timebase import EARTH_ROTATIONS
 
 #: Above this many satellite-steps a progress bar is shown (if stderr is a tty).
 PROGRESS_THRESHOLD = 200_000
 
 PROG = "testbed topo"
+
+#: ``--export FORMAT DIR`` writers: ``(schedule, folder, fleet) -> {name: path}``.
+EXPORTERS = {"hypatia": write_hypatia}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "[time] tables (or one [topology] table) give the configuration; "
                           "flags below override it")
     src.add_argument("--preset", choices=sorted(PRESETS), help="named constellation")
-    src.add_argument("--tle", metavar="FILE", help="TLE file (2- or 3-line)")
+    src.add_argument("--tle", metavar="FILE",
+                     help="TLE file (2- or 3-line; Hypatia's tles.txt with its count header)")
+    src.add_argument("--hypatia", metavar="DIR",
+                     help="Hypatia constellation folder: tles.txt, isls.txt, "
+                          "ground_stations.txt, description.txt")
     src.add_argument("--schedule", metavar="PARQUET",
                      help="load an existing schedule instead of generating one")
     links = parser.add_argument_group("links")
@@ -61,9 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     links.add_argument("--gsl-policy", choices=sorted(GSL_POLICIES),
                        help="ground links: nearest satellite or all visible")
     links.add_argument("--min-elevation-deg", type=float, metavar="DEG",
-                       help="minimum elevation for ground links")
+                       help="minimum elevation for ground links (0: no mask)")
+    links.add_argument("--gsl-max-range-km", type=float, metavar="KM",
+                       help="maximum ground-link slant range (e.g. Hypatia's 1089.686)")
     when = parser.add_argument_group("time and compute")
     when.add_argument("--epoch", metavar="ISO", help="start, e.g. 2025-01-01T00:00:00Z")
+    when.add_argument("--earth-rotation", choices=sorted(EARTH_ROTATIONS),
+                      help="time scale of the Earth's rotation (default ut1)")
     when.add_argument("--duration-s", type=float, metavar="S")
     when.add_argument("--step-s", type=float, metavar="S")
     when.add_argument("--compute", metavar="SPEC",
@@ -77,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--delay-plot", nargs=2, metavar=("PAIRS", "PNG"),
                      help="one-way delay over time; PAIRS is comma-separated A:B "
                           "(shortest path) or link:A:B (one link), nodes by name or id")
+    out.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"),
+                     help="write the constellation for another tool; FORMAT: hypatia "
+                          "(tles.txt, isls.txt, ground_stations.txt, description.txt)")
     out.add_argument("--json", action="store_true", help="print the summary as JSON")
     progress = out.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -122,16 +145,18 @@ def _parse_pairs(text: str) -> list[tuple[str, str, str]]:
 #: (the testbed's spec layout).  ``None`` marks keys that belong to others.
 SPEC_TABLES: dict[str, dict[str, str | None]] = {
     "constellation": {"preset": "preset", "shells": "shells", "tle_path": "tle_path",
+                      "hypatia_dir": None,
                       "tle_include_unplaced": "tle_include_unplaced",
-                      "capacity_bps": "capacity_bps"},
+                      "capacity_bps": "capacity_bps", "clusters": "clusters"},
     "isl": {"policy": "isl_policy", "params": "isl_params", "lasers_per_sat": "lasers_per_sat",
             "max_range_km": "max_range_km", "grazing_margin_km": "grazing_margin_km",
             "acquisition_s": "acquisition_s"},
     "ground": {"stations": "ground_stations", "min_elevation_deg": "gsl_min_elevation_deg",
-               "policy": "gsl_policy", "capacity_bps": "gsl_capacity_bps",
+               "max_range_km": "gsl_max_range_km",
+               "policy": "gsl_policy", "params": "gsl_params", "capacity_bps": "gsl_capacity_bps",
                "acquisition_s": "gsl_acquisition_s"},
     "time": {"epoch": "epoch", "duration_s": "duration_s", "step_s": "step_s",
-             "speedup": None},
+             "earth_rotation": "earth_rotation", "speedup": None},
 }
 
 
@@ -162,8 +187,16 @@ def spec_to_config_dict(spec: dict, spec_path: Path) -> dict[str, Any]:
                                     f"{', '.join(keys)})")
             if keys[key] is not None:
                 data[keys[key]] = value
-    if spec.get("compute") is not None:
-        data["compute"] = spec["compute"]
+    if spec.get("compute") is not None:     # [compute.power] belongs to the testbed
+        compute = spec["compute"]
+        data["compute"] = {k: v for k, v in compute.items() if k != "power"} \
+            if isinstance(compute, dict) else compute
+        if data["compute"] == {}:
+            del data["compute"]
+    folder = (spec.get("constellation") or {}).get("hypatia_dir")
+    if isinstance(folder, str):          # the folder's values; the spec's own keys win
+        from .hypatia import read_hypatia
+        data = {**read_hypatia(spec_path.resolve().parent / folder), **data}
     return data
 
 
@@ -184,9 +217,12 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
         spec_dir = spec_path.resolve().parent
         if isinstance(data.get("tle_path"), str) and not Path(data["tle_path"]).is_absolute():
             data["tle_path"] = str(spec_dir / data["tle_path"])
-    if args.preset or args.tle:
+    if args.preset or args.tle or args.hypatia:
         for key in ("preset", "shells", "tle_path"):
             data.pop(key, None)
+    if args.hypatia:
+        from .hypatia import read_hypatia
+        data.update(read_hypatia(args.hypatia))
     if args.preset:
         data["preset"] = args.preset
     if args.tle:
@@ -194,7 +230,9 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
     flags = {"isl_policy": args.isl, "lasers_per_sat": args.lasers,
              "max_range_km": args.max_range_km, "acquisition_s": args.acquisition_s,
              "capacity_bps": args.capacity_bps, "gsl_policy": args.gsl_policy,
-             "gsl_min_elevation_deg": args.min_elevation_deg, "epoch": args.epoch,
+             "gsl_min_elevation_deg": args.min_elevation_deg,
+             "gsl_max_range_km": args.gsl_max_range_km,
+             "earth_rotation": args.earth_rotation, "epoch": args.epoch,
              "duration_s": args.duration_s, "step_s": args.step_s}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.isl_param:
@@ -213,7 +251,8 @@ def config_from_args(args: argparse.Namespace) -> ScheduleConfig:
         return ScheduleConfig.from_dict(data)
     except TopologyError as err:
         if args.spec:
-            raise TopologyError(f"{args.spec}: {err}") from None
+            raise TopologyError(problems=[(None, f"{args.spec}: {line}")
+                                          for line in str(err).splitlines()]) from None
         raise
 
 
@@ -231,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     from .generate import generate
     from .schedule import Schedule
     from .summary import format_summary, summarize
+    from .usage import format_laser_usage
 
     try:
         pairs = _parse_pairs(args.delay_plot[0]) if args.delay_plot else None
@@ -244,10 +284,16 @@ def run(args: argparse.Namespace) -> int:
                        args.delay_plot and args.delay_plot[1]):
             if target:
                 _check_writable(Path(target))
+        if args.export:
+            if args.export[0] not in EXPORTERS:
+                raise TopologyError(f"unknown format {args.export[0]!r} (known: "
+                                    f"{', '.join(EXPORTERS)})", "--export")
+            if not Path(args.export[1]).is_dir():
+                raise TopologyError(f"{args.export[1]}: folder does not exist", "--export")
         if args.schedule:
-            if args.spec or args.preset or args.tle:
-                raise TopologyError("--schedule cannot be combined with --spec, --preset "
-                                    "or --tle")
+            if args.spec or args.preset or args.tle or args.hypatia:
+                raise TopologyError("--schedule cannot be combined with --spec, --preset, "
+                                    "--tle or --hypatia")
             schedule = Schedule.load(args.schedule)
         else:
             config = config_from_args(args)
@@ -266,6 +312,14 @@ def run(args: argparse.Namespace) -> int:
             if placement.get("source") == "tle":
                 for reason, count in sorted(placement.get("unplaced", {}).items()):
                     print(f"  unplaced: {count} ({reason})")
+            if schedule.meta.get("laser_usage"):
+                print("\n".join(format_laser_usage(schedule.meta["laser_usage"])))
+        if args.export:
+            from .generate import build_fleet
+            fleet = build_fleet(ScheduleConfig.from_dict(schedule.meta["config"]))[0]
+            written = EXPORTERS[args.export[0]](schedule, args.export[1], fleet)
+            print(f"{args.export[0]} files written to {args.export[1]}: "
+                  f"{', '.join(p.name for p in written.values())}")
         if args.map:
             from .plots import plot_map
             written = plot_map(schedule, map_t_s, args.map[1])
@@ -281,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
         message = str(err)
         if isinstance(err, OSError) and getattr(err, "filename", None):
             message = f"{err.filename}: {err.strerror or err}"
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        for line in message.splitlines() or [""]:     # one line per problem
+            print(f"{PROG}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -14,15 +14,32 @@ returning sorted satellite indices (= node ids), and a plain-dict form::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._checks import as_int, as_mapping, reject_unknown
-from .errors import TopologyError
+from .errors import Collector, TopologyError
 from .fleet import Fleet
+
+
+def _ints(values: Mapping[str, Any], minimums: Mapping[str, int]) -> dict[str, int]:
+    """The integer fields of ``values`` checked against ``minimums``, every problem reported."""
+    c = Collector()
+    out = {name: c.check(as_int, values[name], name, min_value=low)
+           for name, low in minimums.items() if name in values}
+    c.raise_if_any()
+    return out
+
+
+def _set_ints(selection: Any, minimums: Mapping[str, int]) -> None:
+    """Check and normalise a frozen selection's integer fields in place."""
+    values = _ints({name: getattr(selection, name) for name in minimums}, minimums)
+    for name, value in values.items():
+        object.__setattr__(selection, name, value)
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,9 @@ class ComputeIds:
     def __post_init__(self) -> None:
         if isinstance(self.ids, (str, bytes)) or not hasattr(self.ids, "__iter__"):
             raise TopologyError("must be a list of satellite node ids", "ids")
-        ids = tuple(as_int(v, f"ids[{i}]", min_value=0) for i, v in enumerate(self.ids))
+        c = Collector()
+        ids = tuple(c.check(as_int, v, f"ids[{i}]", min_value=0) for i, v in enumerate(self.ids))
+        c.raise_if_any()
         if len(set(ids)) != len(ids):
             raise TopologyError("duplicate satellite id", "ids")
         object.__setattr__(self, "ids", tuple(sorted(ids)))
@@ -56,10 +75,10 @@ class ComputeEveryK:
 
     k: int
     offset: int = 0
+    MINIMUMS: ClassVar[dict[str, int]] = {"k": 1, "offset": 0}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "k", as_int(self.k, "k", min_value=1))
-        object.__setattr__(self, "offset", as_int(self.offset, "offset", min_value=0))
+        _set_ints(self, self.MINIMUMS)
 
     def select(self, fleet: Fleet) -> np.ndarray:
         return np.arange(self.offset, fleet.n_sats, self.k, dtype=np.int64)
@@ -73,9 +92,10 @@ class ComputePerPlane:
     """``n`` satellites per plane, at evenly spaced slots (slot 0 first)."""
 
     n: int
+    MINIMUMS: ClassVar[dict[str, int]] = {"n": 1}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", as_int(self.n, "n", min_value=1))
+        _set_ints(self, self.MINIMUMS)
 
     def select(self, fleet: Fleet) -> np.ndarray:
         placed = fleet.plane >= 0
@@ -106,11 +126,10 @@ class ComputeCluster:
     slot: int
     size: int
     shell: int = 0
+    MINIMUMS: ClassVar[dict[str, int]] = {"plane": 0, "slot": 0, "size": 1, "shell": 0}
 
     def __post_init__(self) -> None:
-        for name in ("plane", "slot", "shell"):
-            object.__setattr__(self, name, as_int(getattr(self, name), name, min_value=0))
-        object.__setattr__(self, "size", as_int(self.size, "size", min_value=1))
+        _set_ints(self, self.MINIMUMS)
 
     def select(self, fleet: Fleet) -> np.ndarray:
         members = np.flatnonzero((fleet.shell == self.shell) & (fleet.plane >= 0))
@@ -165,13 +184,29 @@ def compute_from_dict(data: Any, field: str = "compute"):
         raise TopologyError(f"unknown selection (known: {', '.join(COMPUTE_SELECTIONS)})",
                             f"{field}.{method}")
     cls = COMPUTE_SELECTIONS[method]
+    fields = dataclasses.fields(cls)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING]
+    if not isinstance(value, Mapping) and len(required) > 1:
+        optional = [f.name for f in fields if f.name not in required]
+        raise TopologyError(f"must be a table with keys {', '.join(required)}"
+                            + (f" (and optionally {', '.join(optional)})" if optional else ""),
+                            f"{field}.{method}")
     try:
         if isinstance(value, Mapping):
-            known = list(cls.__dataclass_fields__)
-            reject_unknown(value, known, None)
+            c = Collector()
+            c.check(reject_unknown, value, [f.name for f in fields], None)
+            for key in required:
+                if key not in value:
+                    c.add("missing required key", key)
+            if not c.ok:          # still check the values that are there
+                c.check(_ints, value, getattr(cls, "MINIMUMS", {}))
+            c.raise_if_any()
             return cls(**value)
         return cls(value)
     except TopologyError as err:
+        if not isinstance(value, Mapping) and fields[0].name == method:    # {ids = [...]}: no ids.ids
+            err = TopologyError(problems=[(f[len(method):] if f and f.startswith(method) else f, m)
+                                          for f, m in err.problems])
         raise err.with_prefix(f"{field}.{method}") from None
     except TypeError as err:
         raise TopologyError(f"bad arguments: {err}", f"{field}.{method}") from None

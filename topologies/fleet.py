@@ -92,7 +92,8 @@ def walker_elements(shell: Shell) -> dict[str, np.ndarray]:
     span_deg = PATTERN_RAAN_SPAN_DEG[shell.pattern]
     raan_deg = (shell.raan_offset_deg + plane * span_deg / n_planes) % 360.0
     anomaly_deg = (slot * 360.0 / per_plane
-                   + plane * shell.phasing * 360.0 / shell.n_sats) % 360.0
+                   + plane * shell.phasing * 360.0 / shell.n_sats
+                   + (plane % 2) * shell.odd_plane_offset_slots * 360.0 / per_plane) % 360.0
     return {"plane": plane, "slot": slot, "raan_deg": raan_deg,
             "anomaly_deg": anomaly_deg}
 

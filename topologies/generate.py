@@ -21,9 +21,11 @@ from .config import DEFAULT_EPOCH_ISO, ScheduleConfig
 from .constants import (EARTH_RADIUS_KM, FORMAT_NAME, FORMAT_VERSION, GENERATOR_VERSION,
                         constants_dict)
 from .errors import TopologyError
+from .cluster import clusters_ecef_km, laser_limits
+from .clusterlinks import gateway_links, intra_links
 from .fleet import Fleet, fleet_from_shells
 from .geodesy import ecef_to_geodetic, geodetic_to_ecef_km, up_unit_vector
-from .gsl import GSL_POLICIES, GslContext
+from .gsl import GslContext, make_gsl_policy
 from .isl import IslContext, make_isl_policy
 from .linktable import assemble_links, check_link_table
 from .propagate import propagate_ecef_km
@@ -31,6 +33,7 @@ from .schedule import Positions, Schedule
 from .sun import ground_daylight, satellites_sunlit, sun_ecef_km
 from .timebase import Timebase, format_epoch, parse_epoch
 from .tle import load_tle
+from .usage import laser_usage
 
 
 class _Progress:
@@ -58,7 +61,7 @@ class _Progress:
             self.bar.close()
 
 
-def _build_fleet(config: ScheduleConfig) -> tuple[Fleet, object, str]:
+def build_fleet(config: ScheduleConfig) -> tuple[Fleet, object, str]:
     """The fleet, the resolved epoch and a hash of the constellation input."""
     if config.tle_path is not None:
         tle = load_tle(config.tle_path, epoch=config.epoch,
@@ -123,28 +126,33 @@ def generate(config: ScheduleConfig, *, progress=False,
         timings["cpu_" + name] = timings.get("cpu_" + name, 0.0) + cpu_now - cpu_clock
         clock, cpu_clock = now, cpu_now
 
-    fleet, epoch, constellation_hash = _build_fleet(config)
-    n_sats = fleet.n_sats
+    fleet, epoch, constellation_hash = build_fleet(config)
+    n_fleet = fleet.n_sats                  # constellation satellites: node ids 0..n_fleet-1
+    n_sats = n_fleet + config.n_cluster_members     # then cluster members
     n_steps = config.n_steps
     times_s = np.arange(n_steps) * config.step_s
     timebase = Timebase(epoch, times_s)
     stations = config.ground_stations
     n_ground = len(stations)
     n_nodes = n_sats + n_ground
-    names = list(fleet.names) + [s[0] for s in stations]
+    member_names = [name for cluster in config.clusters for name in cluster.member_names()]
+    names = list(fleet.names) + member_names + [s[0] for s in stations]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise TopologyError(f"ground station name {dup!r} is also a satellite name",
-                            "ground_stations")
-    compute_ids = (config.compute.select(fleet) if config.compute is not None
-                   else np.zeros(0, np.int64))
+        raise TopologyError(f"name {dup!r} is used twice (satellite, cluster member or "
+                            "ground station)", "ground_stations")
+    compute_ids = np.concatenate([
+        config.compute.select(fleet) if config.compute is not None else np.zeros(0, np.int64),
+        np.arange(n_fleet, n_sats, dtype=np.int64)])
     bar = _Progress(progress, total=n_steps * (3 if n_ground else 2))
     try:
         # --- positions: satellites then ground stations, (T, n_nodes, 3)
         ecef = np.empty((n_steps, n_nodes, 3))
         info: dict = {}
         propagate_ecef_km(fleet, timebase, progress=bar.stage("propagation"), info=info,
-                          out=ecef[:, :n_sats])
+                          out=ecef[:, :n_fleet], earth_rotation=config.earth_rotation)
+        cluster_rows = clusters_ecef_km(config.clusters, timebase, config.earth_rotation,
+                                        ecef[:, n_fleet:n_sats])
         lat = np.empty((n_steps, n_nodes))
         lon = np.empty((n_steps, n_nodes))
         alt = np.empty((n_steps, n_nodes))
@@ -158,10 +166,11 @@ def generate(config: ScheduleConfig, *, progress=False,
                                 "(decayed orbit?)")
         ground_lat = np.array([s[1] for s in stations], float)
         ground_lon = np.array([(s[2] + 180.0) % 360.0 - 180.0 for s in stations], float)
-        ground_ecef = geodetic_to_ecef_km(ground_lat, ground_lon, 0.0).reshape(n_ground, 3)
+        ground_alt = np.array([s[3] for s in stations], float) / 1000.0
+        ground_ecef = geodetic_to_ecef_km(ground_lat, ground_lon, ground_alt).reshape(n_ground, 3)
         ground_up = up_unit_vector(ground_lat, ground_lon).reshape(n_ground, 3)
         ecef[:, n_sats:] = ground_ecef[None]
-        lat[:, n_sats:], lon[:, n_sats:], alt[:, n_sats:] = ground_lat, ground_lon, 0.0
+        lat[:, n_sats:], lon[:, n_sats:], alt[:, n_sats:] = ground_lat, ground_lon, ground_alt
         sun = sun_ecef_km(timebase)
         sunlit = np.empty((n_steps, n_nodes), dtype=bool)
         sunlit[:, :n_sats] = satellites_sunlit(ecef[:, :n_sats], sun)
@@ -170,7 +179,7 @@ def generate(config: ScheduleConfig, *, progress=False,
 
         # --- links
         grazing_radius_km = EARTH_RADIUS_KM + config.grazing_margin_km
-        isl_ctx = IslContext(fleet=fleet, ecef_km=ecef[:, :n_sats], lat_deg=lat[:, :n_sats],
+        isl_ctx = IslContext(fleet=fleet, ecef_km=ecef[:, :n_fleet], lat_deg=lat[:, :n_fleet],
                              times_s=times_s, lasers_per_sat=config.lasers_per_sat,
                              max_range_km=config.max_range_km,
                              grazing_radius_km=grazing_radius_km,
@@ -181,18 +190,27 @@ def generate(config: ScheduleConfig, *, progress=False,
         gsl_ctx = GslContext(sat_ecef_km=ecef[:, :n_sats], ground_ecef_km=ground_ecef,
                              ground_up=ground_up,
                              min_elevation_deg=config.gsl_min_elevation_deg,
+                             max_range_km=config.gsl_max_range_km,
+                             step_s=config.step_s,
                              first_ground_id=n_sats, chunk_steps=gsl_chunk,
                              progress=bar.stage("ground links") if n_ground else None)
-        gsl = GSL_POLICIES[config.gsl_policy]()(gsl_ctx, n_steps)
+        gsl = make_gsl_policy(config.gsl_policy, config.gsl_params)(gsl_ctx, n_steps)
         lap("gsl")
         sat_capacity = np.where(np.isnan(fleet.capacity_bps), config.capacity_bps,
                                 fleet.capacity_bps)
         isl_capacity = np.minimum(sat_capacity[isl.pairs[:, 0]], sat_capacity[isl.pairs[:, 1]])
         gsl_capacity = np.full(len(gsl.pairs), config.gsl_capacity_bps or config.capacity_bps)
-        links = assemble_links([isl, gsl], ["isl", "gsl"], [isl_capacity, gsl_capacity],
-                               [config.acquisition_s, config.gsl_acquisition_s], ecef, times_s)
-        check_link_table(links, n_nodes, n_steps, n_sats, config.lasers_per_sat)
-        _check_isl_range(links, isl_ctx)
+        intra, intra_capacity = intra_links(config.clusters, n_fleet, ecef)
+        gateway, gateway_capacity = gateway_links(
+            config.clusters, n_fleet, ecef, n_fleet, fleet.radius_km, isl, config.lasers_per_sat,
+            config.max_range_km, grazing_radius_km, sat_capacity)
+        links = assemble_links([isl, intra, gateway, gsl], ["isl", "isl", "isl", "gsl"],
+                               [isl_capacity, intra_capacity, gateway_capacity, gsl_capacity],
+                               [config.acquisition_s, config.acquisition_s, config.acquisition_s,
+                                config.gsl_acquisition_s], ecef, times_s)
+        check_link_table(links, n_nodes, n_steps, n_sats,
+                         laser_limits(n_nodes, config.lasers_per_sat, cluster_rows, n_fleet))
+        _check_isl_range(links, isl_ctx, n_fleet)
         lap("links")
     finally:
         bar.close()
@@ -203,9 +221,9 @@ def generate(config: ScheduleConfig, *, progress=False,
         "node_id": np.arange(n_nodes, dtype=np.int64),
         "name": names,
         "kind": kind.astype(str),
-        "shell": np.r_[fleet.shell, np.full(n_ground, -1)].astype(np.int64),
-        "plane": np.r_[fleet.plane, np.full(n_ground, -1)].astype(np.int64),
-        "slot": np.r_[fleet.slot, np.full(n_ground, -1)].astype(np.int64),
+        "shell": np.r_[fleet.shell, np.full(n_sats - n_fleet + n_ground, -1)].astype(np.int64),
+        "plane": np.r_[fleet.plane, np.full(n_sats - n_fleet + n_ground, -1)].astype(np.int64),
+        "slot": np.r_[fleet.slot, np.full(n_sats - n_fleet + n_ground, -1)].astype(np.int64),
     })
     meta = {
         "format": FORMAT_NAME,
@@ -217,6 +235,7 @@ def generate(config: ScheduleConfig, *, progress=False,
         "n_steps": n_steps,
         "duration_s": n_steps * config.step_s,
         "time_scale": "times_s are elapsed SI seconds since epoch (UTC)",
+        "earth_rotation": config.earth_rotation,
         "n_satellites": n_sats,
         "n_compute": int(compute_ids.size),
         "n_ground": n_ground,
@@ -230,6 +249,11 @@ def generate(config: ScheduleConfig, *, progress=False,
         "shells": [{"index": i, "name": name, "wraps": bool(w)}
                    for i, (name, w) in enumerate(zip(fleet.shell_names, fleet.shell_wraps))],
         "placement": fleet.placement,
+        "clusters": [{**row, "first_node_id": n_fleet + row["first_index"]}
+                     for row in cluster_rows],
+        "laser_usage": laser_usage(isl.pairs, isl.mask[0] if n_steps else
+                                   np.zeros(len(isl.pairs), bool), n_fleet,
+                                   config.lasers_per_sat, isl.usage),
         "propagation": info,
         "versions": _versions(),
     }
@@ -238,9 +262,10 @@ def generate(config: ScheduleConfig, *, progress=False,
                     meta=meta)
 
 
-def _check_isl_range(links: pd.DataFrame, ctx: IslContext) -> None:
-    """Raise if any laser link is longer than its range limit."""
-    isl = (links["kind"] == "isl").to_numpy()
+def _check_isl_range(links: pd.DataFrame, ctx: IslContext, n_fleet: int) -> None:
+    """Raise if any laser link between constellation satellites is longer than its
+    range limit (cluster links are range-checked where they are chosen)."""
+    isl = (links["kind"] == "isl").to_numpy() & (links["b"].to_numpy() < n_fleet)
     if not isl.any():
         return
     a = links["a"].to_numpy()[isl]

@@ -78,7 +78,3 @@ def segment_clearance_km(p1_km: np.ndarray, p2_km: np.ndarray) -> np.ndarray:
     closest = p1_km + t[..., None] * d
     return np.sqrt(np.einsum("...i,...i->...", closest, closest))
 
-
-def norm_km(v: np.ndarray) -> np.ndarray:
-    """Euclidean norm over the last axis."""
-    return np.sqrt(np.einsum("...i,...i->...", v, v))

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_bool, as_float, as_int
+from ._checks import as_bool, as_float, as_int, as_str
 from .constants import MU_KM3_S2
-from .errors import TopologyError
+from .errors import INVALID, Collector, TopologyError
 from .fleet import Fleet
+from .grid import PAIRINGS, plus_grid_plan, plus_grid_pairs  # noqa: F401 (re-export)
 from .matching import greedy_b_matching
 
 
@@ -41,11 +42,15 @@ class LinkSet:
     distance_km : numpy.ndarray of float, shape (T, P), optional
         Pair distances if the policy computed them anyway (read where
         ``mask`` is True); otherwise they are computed from positions.
+    usage : dict of str -> numpy.ndarray of int64, shape (N,), optional
+        Per satellite, planned lasers without a link at step 0, by reason
+        (see :func:`topologies.usage.laser_usage`).
     """
 
     pairs: np.ndarray
     mask: np.ndarray
     distance_km: np.ndarray | None = None
+    usage: dict | None = None
 
     def __repr__(self) -> str:
         return f"LinkSet(pairs={len(self.pairs)}, steps={self.mask.shape[0]})"
@@ -137,92 +142,24 @@ def pair_geometry(ctx: IslContext, a: np.ndarray, b: np.ndarray,
     return distance, feasible
 
 
-def _params(cls, params: Mapping[str, Any] | None, coerce: dict) -> Any:
-    """Instantiate a policy dataclass from a dict, naming bad fields."""
+def policy_from_params(cls, params: Mapping[str, Any] | None, coerce: dict) -> Any:
+    """Instantiate a policy dataclass from a dict, reporting every bad field at once
+    (cross-field rules in the class's ``__post_init__`` run once all fields are good)."""
     params = dict(params or {})
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in params:
-        if key not in known:
-            raise TopologyError(
-                f"unknown parameter for this policy (known: {', '.join(sorted(known)) or 'none'})",
-                key)
+    c = Collector()
+    unknown = f"unknown parameter for this policy (known: {', '.join(sorted(known)) or 'none'})"
     values = {}
     for key, value in params.items():
-        values[key] = coerce[key](value, key)
+        if key not in known:
+            c.add(unknown, key)
+        else:
+            values[key] = c.check(coerce[key], value, key)
+    c.raise_if_any()
     return cls(**values)
 
 
 # --------------------------------------------------------------------- +Grid
-
-def _circular_gap_deg(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Absolute angular difference in [0, 180] deg."""
-    return np.abs((x - y + 180.0) % 360.0 - 180.0)
-
-
-def plus_grid_pairs(fleet: Fleet, lasers_per_sat: int) -> tuple[np.ndarray, np.ndarray]:
-    """Static +Grid candidate pairs and whether each is inter-plane.
-
-    Intra-plane: each satellite to its successor in argument of latitude
-    (a ring).  Inter-plane: each plane to the next one of the same shell in
-    RAAN order (and last to first for delta shells); satellites are matched
-    one-to-one by smallest difference in argument of latitude.  If
-    ``lasers_per_sat < 4``, links are kept by priority: intra-plane first.
-
-    Returns ``(pairs (P, 2) sorted, inter_plane (P,) bool)``.
-    """
-    placed = np.flatnonzero(fleet.plane >= 0)
-    order = placed[np.lexsort((fleet.arg_lat_deg[placed], fleet.plane[placed],
-                               fleet.shell[placed]))]
-    group_key = fleet.shell[order] * 1_000_000 + fleet.plane[order]
-    groups: dict[tuple[int, int], np.ndarray] = {}
-    for members in np.split(order, np.flatnonzero(np.diff(group_key)) + 1):
-        if members.size:
-            groups[(int(fleet.shell[members[0]]), int(fleet.plane[members[0]]))] = members
-    intra = []
-    for members in groups.values():
-        if members.size == 2:
-            intra.append(members[None, :])
-        elif members.size >= 3:
-            intra.append(np.stack([members, np.roll(members, -1)], axis=1))
-    inter_u, inter_v, inter_cost = [], [], []
-    by_shell: dict[int, list[int]] = {}
-    for shell, plane in sorted(groups):
-        by_shell.setdefault(shell, []).append(plane)
-    for shell, planes in by_shell.items():
-        neighbours = list(zip(planes[:-1], planes[1:]))
-        if fleet.shell_wraps[shell] and len(planes) > 2:
-            neighbours.append((planes[-1], planes[0]))
-        for p, q in neighbours:
-            west, east = groups[(shell, p)], groups[(shell, q)]
-            u = np.repeat(west, east.size)
-            v = np.tile(east, west.size)
-            inter_u.append(u)
-            inter_v.append(v)
-            inter_cost.append(_circular_gap_deg(fleet.arg_lat_deg[u], fleet.arg_lat_deg[v]))
-    n = fleet.n_sats
-    if inter_u:
-        u = np.concatenate(inter_u)
-        v = np.concatenate(inter_v)
-        # Ports: each satellite has one "east" (2i) and one "west" (2i+1) port.
-        chosen = greedy_b_matching(2 * u, 2 * v + 1, np.concatenate(inter_cost),
-                                   np.ones(2 * n, dtype=np.int64))
-        inter = np.stack([u[chosen], v[chosen]], axis=1)
-    else:
-        inter = np.zeros((0, 2), np.int64)
-    intra_pairs = np.concatenate(intra) if intra else np.zeros((0, 2), np.int64)
-    pairs = np.concatenate([intra_pairs, inter]).astype(np.int64)
-    is_inter = np.r_[np.zeros(len(intra_pairs), bool), np.ones(len(inter), bool)]
-    pairs = np.sort(pairs, axis=1)
-    keys = pairs[:, 0] * n + pairs[:, 1]
-    keys, first = np.unique(keys, return_index=True)   # P=2 delta: both ways
-    pairs, is_inter = pairs[first], is_inter[first]
-    if lasers_per_sat < 4:
-        priority = is_inter.astype(float)
-        keep = greedy_b_matching(pairs[:, 0], pairs[:, 1], priority,
-                                 np.full(n, lasers_per_sat))
-        pairs, is_inter = pairs[keep], is_inter[keep]
-    return pairs, is_inter
-
 
 @dataclass(frozen=True)
 class PlusGrid:
@@ -233,32 +170,132 @@ class PlusGrid:
     max_lat_deg : float or None
         Inter-plane links are dropped while either end is above this |latitude|
         (geodetic, deg) and re-acquired after; ``None`` never drops them.
+    pairing : str
+        Cross-plane partners: ``"arg_lat"`` (default; by argument of latitude,
+        plane-pair phase resolved once) or ``"index"`` (plane p slot s to plane
+        p+1 slot s + shift, Hypatia's ``isl_shift``); see :mod:`topologies.grid`.
+    shift : int
+        Slot shift of ``pairing = "index"`` (default 0).
     """
 
     max_lat_deg: float | None = None
+    pairing: str = "arg_lat"
+    shift: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shift and self.pairing != "index":
+            raise TopologyError('only applies with pairing = "index"', "shift")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> "PlusGrid":
-        return _params(cls, params, {
-            "max_lat_deg": lambda v, f: None if v is None else as_float(v, f, gt=0.0, le=90.0)})
+        return policy_from_params(cls, params, {
+            "max_lat_deg": lambda v, f: None if v is None else as_float(v, f, gt=0.0, le=90.0),
+            "pairing": lambda v, f: as_str(v, f, choices=PAIRINGS),
+            "shift": lambda v, f: as_int(v, f)})
 
     def __call__(self, ctx: IslContext) -> LinkSet:
-        pairs, is_inter = plus_grid_pairs(ctx.fleet, ctx.lasers_per_sat)
+        plan = plus_grid_plan(ctx.fleet, ctx.lasers_per_sat, self.pairing, self.shift)
+        pairs, is_inter = plan.pairs, plan.inter_plane
         a, b = pairs[:, 0], pairs[:, 1]
         n_steps = ctx.times_s.size
         mask = np.zeros((n_steps, len(pairs)), dtype=bool)
         distance_km = np.empty((n_steps, len(pairs)))
+        first_polar = np.zeros(len(pairs), bool)
         for lo in range(0, n_steps, ctx.chunk_steps):
             hi = min(lo + ctx.chunk_steps, n_steps)
             distance_km[lo:hi], feasible = pair_geometry(ctx, a, b, lo, hi)
             if self.max_lat_deg is not None:
                 lat = np.abs(ctx.lat_deg[lo:hi])
                 polar = (lat[:, a] > self.max_lat_deg) | (lat[:, b] > self.max_lat_deg)
-                feasible &= ~(polar & is_inter[None, :])
+                polar &= is_inter[None, :]
+                if lo == 0:
+                    first_polar = polar[0] & feasible[0]
+                feasible &= ~polar
             mask[lo:hi] = feasible
             if ctx.progress:
                 ctx.progress(hi - lo)
-        return LinkSet(pairs, mask, distance_km)
+        usage = dict(plan.missing)
+        n = ctx.fleet.n_sats
+        if n_steps:
+            unreachable = ~mask[0] & ~first_polar
+            for reason, lost in (("polar_cutoff", first_polar),
+                                 ("gap", unreachable & plan.across_gap),
+                                 ("no_neighbour_in_range", unreachable & ~plan.across_gap)):
+                usage[reason] = (np.bincount(a[lost], minlength=n)
+                                 + np.bincount(b[lost], minlength=n)).astype(np.int64)
+        return LinkSet(pairs, mask, distance_km, usage=usage)
+
+
+# -------------------------------------------------------------------- listed
+
+@dataclass(frozen=True)
+class Listed:
+    """A fixed list of satellite pairs (e.g. Hypatia's ``isls.txt``).
+
+    Each listed pair exists at every step where range and line of sight allow.
+
+    Parameters
+    ----------
+    pairs : list of [a, b]
+        Satellite node ids; each satellite in at most ``lasers_per_sat`` pairs.
+    """
+
+    pairs: tuple = ()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> "Listed":
+        def coerce(value, field):
+            if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+                raise TopologyError("must be a list of [a, b] satellite ids", field)
+            c = Collector(field)
+            out = []
+            for i, item in enumerate(value):
+                where = f"[{i}]"
+                if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") \
+                        or len(item) != 2:
+                    c.add("must be [a, b]", where)
+                    continue
+                a, b = (c.check(as_int, x, where, min_value=0) for x in item)
+                if a is INVALID or b is INVALID:
+                    continue
+                if a == b:
+                    c.add(f"links satellite {a} to itself", where)
+                    continue
+                out.append((min(a, b), max(a, b)))
+            seen: set = set()
+            for pair in out:
+                if pair in seen:
+                    c.add(f"pair {list(pair)} listed twice")
+                seen.add(pair)
+            c.raise_if_any()
+            return tuple(out)
+        return policy_from_params(cls, params, {"pairs": coerce})
+
+    def __call__(self, ctx: IslContext) -> LinkSet:
+        n = ctx.fleet.n_sats
+        pairs = np.array(sorted(self.pairs), dtype=np.int64).reshape(-1, 2)
+        if pairs.size and pairs.max() >= n:
+            raise TopologyError(f"satellite id {int(pairs.max())} out of range 0..{n - 1}",
+                                "isl_params.pairs")
+        degree = np.bincount(pairs.ravel(), minlength=n)
+        if degree.size and degree.max() > ctx.lasers_per_sat:
+            worst = int(np.argmax(degree))
+            raise TopologyError(f"satellite {worst} is in {int(degree[worst])} pairs, more than "
+                                f"lasers_per_sat = {ctx.lasers_per_sat}", "isl_params.pairs")
+        n_steps = ctx.times_s.size
+        mask = np.zeros((n_steps, len(pairs)), dtype=bool)
+        distance_km = np.empty((n_steps, len(pairs)))
+        for lo in range(0, n_steps, ctx.chunk_steps):
+            hi = min(lo + ctx.chunk_steps, n_steps)
+            distance_km[lo:hi], mask[lo:hi] = pair_geometry(ctx, pairs[:, 0], pairs[:, 1], lo, hi)
+            if ctx.progress:
+                ctx.progress(hi - lo)
+        usage = {}
+        if n_steps:
+            lost = ~mask[0]
+            usage["no_neighbour_in_range"] = (np.bincount(pairs[lost, 0], minlength=n)
+                                     + np.bincount(pairs[lost, 1], minlength=n)).astype(np.int64)
+        return LinkSet(pairs, mask, distance_km, usage=usage)
 
 
 # ------------------------------------------------------------------- nearest
@@ -291,7 +328,7 @@ class Nearest:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> "Nearest":
-        return _params(cls, params, {
+        return policy_from_params(cls, params, {
             "k": lambda v, f: None if v is None else as_int(v, f, min_value=1),
             "sticky": as_bool,
             "refresh_s": lambda v, f: as_float(v, f, gt=0.0),
@@ -365,15 +402,22 @@ class Nearest:
 ISL_POLICIES: dict[str, type] = {
     "plus_grid": PlusGrid,
     "nearest": Nearest,
+    "listed": Listed,
 }
+
+
+def build_policy(registry: Mapping[str, type], name: str, params: Mapping[str, Any] | None, kind: str):
+    """Instantiate policy ``name`` of ``registry`` from its parameters; errors name
+    ``<kind>_policy`` or ``<kind>_params.<key>``."""
+    if name not in registry:
+        raise TopologyError(f"unknown policy {name!r} (known: {', '.join(sorted(registry))})",
+                            f"{kind}_policy")
+    try:
+        return registry[name].from_params(params)
+    except TopologyError as err:
+        raise err.with_prefix(f"{kind}_params") from None
 
 
 def make_isl_policy(name: str, params: Mapping[str, Any] | None):
     """Instantiate a registered policy; errors name ``isl_params.<key>``."""
-    if name not in ISL_POLICIES:
-        raise TopologyError(f"unknown policy {name!r} (known: {', '.join(sorted(ISL_POLICIES))})",
-                            "isl_policy")
-    try:
-        return ISL_POLICIES[name].from_params(params)
-    except TopologyError as err:
-        raise err.with_prefix("isl_params") from None
+    return build_policy(ISL_POLICIES, name, params, "isl")

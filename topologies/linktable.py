@@ -161,7 +161,7 @@ def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
     uniqueness, kinds consistent with endpoints (ISL between satellites, GSL
     satellite-ground), ``delay_s == distance_km / c`` (1 ns), positive
     distances and capacities, and (if given) ISLs per satellite per step
-    <= ``lasers_per_sat``.
+    <= ``lasers_per_sat`` (an int, or one limit per node, shape ``(n_nodes,)``).
     """
     missing = [c for c in LINK_COLUMNS if c not in links.columns]
     if missing:
@@ -207,8 +207,10 @@ def check_link_table(links: pd.DataFrame, n_nodes: int, n_steps: int,
         size = n_steps * n_nodes
         degree = np.bincount(base + a[is_isl], minlength=size)
         degree += np.bincount(base + b[is_isl], minlength=size)
-        if degree.max() > lasers_per_sat:
-            worst = int(np.argmax(degree))
+        limit = np.tile(np.broadcast_to(np.asarray(lasers_per_sat, np.int64), (n_nodes,)), n_steps)
+        if np.any(degree > limit):
+            worst = int(np.argmax(degree - limit))
             raise TopologyError(
-                f"satellite {worst % n_nodes} has {degree.max()} laser links at step "
-                f"{worst // n_nodes}, more than lasers_per_sat={lasers_per_sat}", where)
+                f"satellite {worst % n_nodes} has {degree[worst]} laser links at step "
+                f"{worst // n_nodes}, more than its limit of {limit[worst]} (lasers_per_sat, or "
+                "a cluster member's terminals)", where)

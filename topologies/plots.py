@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import EARTH_RADIUS_KM
 from .geodesy import geodetic_to_ecef_km
 from .schedule import Schedule
 from .summary import link_delay_series_s, path_delay_series_s, resolve_node

@@ -81,13 +81,15 @@ def propagate_ecef_km(fleet: Fleet, timebase: Timebase, *,
                       progress: Callable[[int], None] | None = None,
                       info: dict | None = None,
                       out: np.ndarray | None = None,
-                      exact: bool = False) -> np.ndarray:
+                      exact: bool = False,
+                      earth_rotation: str = "ut1") -> np.ndarray:
     """ECEF positions of all satellites at all steps [km], shape ``(T, N, 3)``.
 
     ``progress(n)`` is called with the number of steps finished per chunk;
     ``info`` (if given) receives the method and knot spacing used; ``out``
     (optional, shape (T, N, 3), may be a view) receives the result;
-    ``exact`` forces SGP4 at every step (no interpolation).
+    ``exact`` forces SGP4 at every step (no interpolation); ``earth_rotation``
+    (``"ut1"`` or ``"utc"``) is the time scale of the TEME -> ECEF rotation.
     """
     times = timebase.times_s
     n_steps = times.size
@@ -130,7 +132,7 @@ def propagate_ecef_km(fleet: Fleet, timebase: Timebase, *,
                 block += weight * r_knots[first + k]
             if progress:
                 progress(hi - lo)
-    theta = timebase.earth_rotation_rad()
+    theta = timebase.earth_rotation_rad(scale=earth_rotation)
     for lo in range(0, n_steps, chunk_steps):
         hi = min(lo + chunk_steps, n_steps)
         teme_to_ecef_inplace(out[lo:hi], theta[lo:hi])

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cluster import laser_limits
 from .constants import FORMAT_NAME, FORMAT_VERSION
 from .errors import TopologyError
 from .linktable import LINK_COLUMNS, LINK_KINDS, check_link_table
@@ -387,6 +388,10 @@ class Schedule:
                 except (TypeError, ValueError):
                     fail("links", f"column {name!r} is not {dtype}")
         try:
+            if meta.get("clusters"):          # cluster members have their own terminals
+                lasers = laser_limits(n_nodes, lasers, meta["clusters"],
+                                      int(meta["clusters"][0]["first_node_id"])
+                                      - int(meta["clusters"][0]["first_index"]))
             check_link_table(links, n_nodes, n_steps, first_ground, lasers)
         except TopologyError as err:
             fail("links", str(err))

@@ -9,7 +9,17 @@ ascension of the ascending node (RAAN)
   the first and last plane counter-rotate across a "seam")
 
 and satellite ``s`` of plane ``p`` has mean anomaly (= argument of latitude,
-the orbits being circular) ``u = s * 360 / S + p * F * 360 / T`` at the epoch.
+the orbits being circular) ``u = s * 360 / S + p * F * 360 / T + o_p * 360 / S``
+at the epoch, with ``o_p = odd_plane_offset_slots`` for odd ``p`` and 0 for even.
+
+Phase offsets between planes: the Walker factor ``F`` shifts each plane by
+``F / P`` of a slot relative to the previous one (cumulative), so ``F = P / 2``
+puts adjacent planes half a slot apart -- the same *positions* as Hypatia's
+``phase_diff`` shells, but plane ``p`` slot ``s`` then sits ``p / 2`` slots
+further on.  ``odd_plane_offset_slots = 0.5`` (with ``F = 0``) is Hypatia's
+convention exactly: odd planes half a slot ahead, slots numbered from the same
+anomaly in every plane, so Hypatia's ``isl_shift`` carries over as
+``pairing = "index"``, ``shift = isl_shift``.
 """
 
 from __future__ import annotations
@@ -20,10 +30,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._checks import as_float, as_int, as_str, reject_unknown
-from .errors import TopologyError
+from .errors import Collector, TopologyError
 
 #: Walker patterns and the RAAN span of their planes [deg].
 PATTERN_RAAN_SPAN_DEG = {"delta": 360.0, "star": 180.0}
+
+
+def _name(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise TopologyError(f"must be a string, got {value!r}", field)
+    return value
+
+
+#: Field checks of :class:`Shell`, ``check(value, field) -> value``, in report order.
+_SHELL_CHECKS = {
+    "planes": lambda v, f: as_int(v, f, min_value=1),
+    "sats_per_plane": lambda v, f: as_int(v, f, min_value=1),
+    "altitude_km": lambda v, f: as_float(v, f, gt=0.0, le=35_786.0 * 3),
+    "inclination_deg": lambda v, f: as_float(v, f, ge=0.0, le=180.0),
+    "phasing": lambda v, f: as_int(v, f, min_value=0),
+    "pattern": lambda v, f: as_str(v, f, choices=PATTERN_RAAN_SPAN_DEG),
+    "name": _name,
+    "capacity_bps": lambda v, f: None if v is None else as_float(v, f, gt=0.0),
+    "raan_offset_deg": lambda v, f: as_float(v, f, ge=-360.0, le=360.0),
+    "odd_plane_offset_slots": lambda v, f: as_float(v, f, ge=0.0, lt=1.0),
+}
+_REQUIRED = ("planes", "sats_per_plane", "altitude_km", "inclination_deg")
 
 
 @dataclass(frozen=True)
@@ -51,6 +83,9 @@ class Shell:
         schedule's ``capacity_bps``.
     raan_offset_deg : float
         RAAN of plane 0 [deg].
+    odd_plane_offset_slots : float
+        Odd planes' extra mean-anomaly offset, in slots (0 <= o < 1); Hypatia's
+        ``phase_diff = True`` is 0.5 (with ``phasing = 0``).
     """
 
     planes: int
@@ -62,30 +97,20 @@ class Shell:
     name: str = ""
     capacity_bps: float | None = None
     raan_offset_deg: float = 0.0
+    odd_plane_offset_slots: float = 0.0
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "planes", as_int(self.planes, "planes", min_value=1))
-        set_(self, "sats_per_plane",
-             as_int(self.sats_per_plane, "sats_per_plane", min_value=1))
-        set_(self, "altitude_km", as_float(self.altitude_km, "altitude_km", gt=0.0,
-                                           le=35_786.0 * 3))
-        set_(self, "inclination_deg",
-             as_float(self.inclination_deg, "inclination_deg", ge=0.0, le=180.0))
-        phasing = as_int(self.phasing, "phasing", min_value=0)
-        if phasing >= max(self.planes, 1) and self.planes > 1:
-            raise TopologyError(
-                f"must be < planes ({self.planes}), got {phasing}", "phasing")
-        set_(self, "phasing", phasing if self.planes > 1 else 0)
-        set_(self, "pattern", as_str(self.pattern, "pattern",
-                                     choices=PATTERN_RAAN_SPAN_DEG))
-        if not isinstance(self.name, str):
-            raise TopologyError(f"must be a string, got {self.name!r}", "name")
-        if self.capacity_bps is not None:
-            set_(self, "capacity_bps",
-                 as_float(self.capacity_bps, "capacity_bps", gt=0.0))
-        set_(self, "raan_offset_deg",
-             as_float(self.raan_offset_deg, "raan_offset_deg", ge=-360.0, le=360.0))
+        c = Collector()
+        checked = {name: c.check(check, getattr(self, name), name)
+                   for name, check in _SHELL_CHECKS.items()}
+        if isinstance(checked["planes"], int) and isinstance(checked["phasing"], int):
+            if checked["planes"] > 1 and checked["phasing"] >= checked["planes"]:
+                c.add(f"must be < planes ({checked['planes']}), got {checked['phasing']}", "phasing")
+            elif checked["planes"] == 1:
+                checked["phasing"] = 0
+        c.raise_if_any()
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @property
     def n_sats(self) -> int:
@@ -94,15 +119,19 @@ class Shell:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Shell":
-        """Build from a plain dict, rejecting unknown keys."""
+        """Build from a plain dict; unknown keys, missing keys and bad values are all reported."""
         if not isinstance(data, Mapping):
             raise TopologyError(f"must be a table/dict, got {type(data).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        reject_unknown(data, known, None)
-        missing = [k for k in ("planes", "sats_per_plane", "altitude_km",
-                               "inclination_deg") if k not in data]
-        if missing:
-            raise TopologyError("missing required key", missing[0])
+        c = Collector()
+        c.check(reject_unknown, data, [f.name for f in dataclasses.fields(cls)], None)
+        for key in _REQUIRED:
+            if key not in data:
+                c.add("missing required key", key)
+        if not c.ok:     # still check the values that are there
+            for key, check in _SHELL_CHECKS.items():
+                if key in data:
+                    c.check(check, data[key], key)
+        c.raise_if_any()
         return cls(**dict(data))
 
     def to_dict(self) -> dict:
@@ -122,18 +151,49 @@ class Preset:
         return sum(s.n_sats for s in self.shells)
 
 
-#: Named constellations.  Phasing factors are not all published; where they are
-#: not, F=1 is used (the +Grid policy matches neighbours by argument of
-#: latitude, so any F gives a valid grid).
+#: Named constellations, with the public source of their numbers.  Phasing
+#: factors are rarely published; where they are not, F=1 is used (the +Grid
+#: pairs neighbours by argument of latitude, so any F gives a valid grid).
+#: FCC filings are cited by their IBFS file number (https://fcc.report/IBFS/...).
 PRESETS: dict[str, Preset] = {
     "starlink_shell1": Preset(
         (Shell(72, 22, 550.0, 53.0, phasing=1, pattern="delta",
                name="starlink_shell1"),),
-        "SpaceX Starlink Gen1 shell 1 (FCC filing): 72 planes x 22, 550 km, 53 deg"),
+        "SpaceX Starlink Gen1 shell 1 (FCC SAT-MOD-20200417-00037): 72 planes x 22, "
+        "550 km, 53 deg"),
+    "starlink_shell1_hypatia": Preset(
+        (Shell(72, 22, 550.0, 53.0, phasing=0, pattern="delta", odd_plane_offset_slots=0.5,
+               name="starlink_shell1"),),
+        "Starlink shell 1 as Hypatia generates it (Kassing et al., IMC 2020; snkas/hypatia "
+        "satgenpy, phase_diff=True): 72 x 22, 550 km, 53 deg, odd planes half a slot ahead"),
+    "starlink_gen1": Preset(
+        (Shell(72, 22, 550.0, 53.0, name="starlink_550"),
+         Shell(72, 22, 540.0, 53.2, name="starlink_540"),
+         Shell(36, 20, 570.0, 70.0, name="starlink_570"),
+         Shell(6, 58, 560.0, 97.6, name="starlink_560a"),
+         Shell(4, 43, 560.0, 97.6, name="starlink_560b")),
+        "SpaceX Starlink Gen1, all five shells as authorised in April 2021 (FCC 21-48 on "
+        "SAT-MOD-20200417-00037): 4,408 satellites"),
     "kuiper_shell1": Preset(
         (Shell(34, 34, 630.0, 51.9, phasing=1, pattern="delta",
                name="kuiper_shell1"),),
-        "Amazon Kuiper shell 1 (FCC filing): 34 planes x 34, 630 km, 51.9 deg"),
+        "Amazon Kuiper shell 1 (FCC SAT-LOA-20190704-00057): 34 planes x 34, 630 km, 51.9 deg"),
+    "kuiper": Preset(
+        (Shell(34, 34, 630.0, 51.9, name="kuiper_630"),
+         Shell(36, 36, 610.0, 42.0, name="kuiper_610"),
+         Shell(28, 28, 590.0, 33.0, name="kuiper_590")),
+        "Amazon Kuiper, the three shells of FCC SAT-LOA-20190704-00057 (authorised 2020, "
+        "FCC 20-102): 3,236 satellites"),
+    "oneweb": Preset(
+        (Shell(36, 49, 1200.0, 87.9, pattern="star", name="oneweb"),),
+        "OneWeb polar shell of the 2020 modification (FCC SAT-MPL-20200526-00062): "
+        "36 planes x 49, 1,200 km, 87.9 deg (the deployed Phase 1, 12 planes x 49, is in "
+        "the 2022 OneWeb TLE set)"),
+    "telesat": Preset(
+        (Shell(27, 13, 1015.0, 98.98, pattern="delta", name="telesat_polar"),
+         Shell(40, 33, 1325.0, 50.88, pattern="delta", name="telesat_inclined")),
+        "Telesat Lightspeed (FCC SAT-MPL-20200526-00053): polar 27 planes x 13 at 1,015 km, "
+        "98.98 deg (as in Hypatia) and inclined 40 x 33 at 1,325 km, 50.88 deg"),
     "iridium": Preset(
         (Shell(6, 11, 780.0, 86.4, phasing=3, pattern="star", name="iridium"),),
         "Iridium-like polar star: 6 planes x 11, 780 km, 86.4 deg; F=3 puts "
@@ -160,15 +220,21 @@ PRESETS: dict[str, Preset] = {
 
 
 def shells_from_list(items: Any, field: str = "shell") -> tuple[Shell, ...]:
-    """Build shells from a list of dicts or Shells; errors name ``shell[i].key``."""
+    """Build shells from a list of dicts or Shells; every problem is reported, naming
+    ``shell[i].key``, and so is a shell name used twice (``shell[i].name``)."""
     if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__iter__"):
         raise TopologyError("must be a list of shell tables", field + "s")
-    shells: list[Shell] = []
-    for i, item in enumerate(items):
-        try:
-            shells.append(item if isinstance(item, Shell) else Shell.from_dict(item))
-        except TopologyError as err:
-            raise err.with_prefix(f"{field}[{i}]") from None
+    c = Collector()
+    shells = [item if isinstance(item, Shell) else c.check(Shell.from_dict, item, prefix=f"{field}[{i}]")
+              for i, item in enumerate(items)]
     if not shells:
-        raise TopologyError("must list at least one shell", field + "s")
+        c.add("must list at least one shell", field + "s")
+    seen: set[str] = set()
+    for i, shell in enumerate(shells):
+        name = (shell.name or f"shell{i}") if isinstance(shell, Shell) else None
+        if name in seen:
+            c.add(f"duplicate shell name {name!r}", f"{field}[{i}].name")
+        elif name is not None:
+            seen.add(name)
+    c.raise_if_any()
     return tuple(shells)

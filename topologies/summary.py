@@ -35,6 +35,38 @@ def up_transitions(schedule: Schedule) -> tuple[int, int]:
     return appear, disappear
 
 
+def coverage_gaps(schedule: Schedule) -> dict[str, list[tuple[float, float]]]:
+    """Per ground station (by name), the intervals ``(start_s, end_s)`` of orbital time in
+    which it has no usable ground link at all (no satellite in view, or none acquired yet);
+    ``end_s`` is the first step with a link again, or the end of the window."""
+    nodes = schedule.nodes
+    ground = nodes[nodes["kind"] == "ground"]
+    if ground.empty:
+        return {}
+    links = schedule.links
+    gsl = links[(links["kind"] == "gsl").to_numpy() & links["up"].to_numpy()]
+    times = np.asarray(schedule.times_s, float)
+    end_s = float(times[-1] + schedule.step_s)
+    out = {}
+    for node_id, name in zip(ground["node_id"], ground["name"]):
+        mine = gsl[(gsl["a"] == node_id) | (gsl["b"] == node_id)]
+        covered = np.zeros(schedule.n_steps, bool)
+        covered[mine["step"].to_numpy()] = True
+        gaps, k = [], 0
+        while k < schedule.n_steps:
+            if covered[k]:
+                k += 1
+                continue
+            j = k
+            while j < schedule.n_steps and not covered[j]:
+                j += 1
+            gaps.append((float(times[k]), float(times[j]) if j < schedule.n_steps else end_s))
+            k = j
+        if gaps:
+            out[str(name)] = gaps
+    return out
+
+
 def summarize(schedule: Schedule) -> dict:
     """Headline numbers of a schedule (JSON-friendly dict)."""
     links = schedule.links
@@ -71,6 +103,9 @@ def summarize(schedule: Schedule) -> dict:
     sats = np.isin(kinds, SATELLITE_KINDS)
     out["satellite_sunlit_fraction"] = float(schedule.sunlit[:, sats].mean()) \
         if sats.any() else None
+    if schedule.meta.get("laser_usage"):
+        out["laser_usage"] = schedule.meta["laser_usage"]
+    out["coverage_gaps"] = coverage_gaps(schedule)
     placement = schedule.meta.get("placement") or {}
     if placement.get("source") == "tle":
         out["tle_placed"] = placement.get("n_placed")
@@ -100,6 +135,9 @@ def format_summary(s: dict) -> str:
     ]
     if "tle_placed" in s:
         lines.append(f"TLE placement     {s['tle_placed']} of {s['tle_total']} satellites placed")
+    for name, gaps in (s.get("coverage_gaps") or {}).items():
+        shown = ", ".join(f"{a:g}-{b:g} s" for a, b in gaps[:6]) + (f" and {len(gaps) - 6} more" if len(gaps) > 6 else "")
+        lines.append(f"WARNING: ground station {name} has no satellite link {shown}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from .errors import TopologyError
 _UNIX_EPOCH_JD = 2440587.5
 
 
+
 @functools.lru_cache(maxsize=1)
 def timescale():
     """Skyfield timescale from built-in tables (no download)."""
@@ -120,13 +121,28 @@ class Timebase:
         t0 = ts.from_datetime(self.epoch)
         return ts.tai_jd(np.full(times.shape, t0.whole), t0.tai_fraction + times / DAY_S)
 
-    def earth_rotation_rad(self, times_s: np.ndarray | None = None) -> np.ndarray:
+    def earth_rotation_rad(self, times_s: np.ndarray | None = None,
+                           scale: str = "ut1") -> np.ndarray:
         """GMST (IAU 1982, the angle between SGP4's TEME and Earth-fixed axes) [rad].
 
-        Returns shape (n,).  Uses UT1 from Skyfield's built-in tables, exactly as
-        Skyfield's own TEME -> ITRS rotation does (no polar motion).
+        Returns shape (n,).  ``scale = "ut1"`` uses UT1 from Skyfield's built-in
+        tables, exactly as Skyfield's own TEME -> ITRS rotation does (no polar
+        motion); ``"utc"`` feeds the UTC Julian date in place of UT1 (what
+        tools that ignore UT1 - UTC compute).
         """
         from skyfield.sgp4lib import theta_GMST1982
-        t = self.skyfield_times(times_s)
-        theta, _ = theta_GMST1982(t.whole, t.ut1_fraction)
+        if scale not in EARTH_ROTATIONS:
+            raise TopologyError(f"unknown time scale {scale!r} (known: "
+                                f"{', '.join(EARTH_ROTATIONS)})", "earth_rotation")
+        theta, _ = theta_GMST1982(*EARTH_ROTATIONS[scale](self, times_s))
         return np.asarray(theta, dtype=float)
+
+
+def _ut1_dates(timebase: Timebase, times_s) -> tuple[np.ndarray, np.ndarray]:
+    t = timebase.skyfield_times(times_s)
+    return t.whole, t.ut1_fraction
+
+
+#: Time scales the Earth rotation angle can be computed from: name ->
+#: ``(timebase, times_s) -> (julian date whole, fraction)`` fed to GMST-1982.
+EARTH_ROTATIONS = {"ut1": _ut1_dates, "utc": Timebase.sgp4_dates}

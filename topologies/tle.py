@@ -1,8 +1,9 @@
 """TLE import: parse 2- or 3-line element sets and place satellites in a grid.
 
 Parsing is strict: every element line must be 69 characters with a valid
-modulo-10 checksum, line 2 must follow line 1 with the same catalogue number.
-Errors name the file and the 1-based line number.
+modulo-10 checksum and well-formed numeric fields (:mod:`topologies.tlefields`),
+line 2 must follow line 1 with the same catalogue number.  Errors name the file
+and the 1-based line number (and column, for a malformed field).
 
 Placement infers (shell, plane, slot) from mean elements at a common epoch:
 
@@ -19,11 +20,18 @@ Placement infers (shell, plane, slot) from mean elements at a common epoch:
 
 The last plane neighbours the first (delta-like) when the wrap-around RAAN gap
 is at most 1.5 times the median gap between planes.
+
+Hypatia's ``tles.txt`` is read as-is: its first line ``<orbits> <satellites per
+orbit>`` is a count header, and then the file's own numbering is kept instead
+of the clustering: satellite ``i`` (its name line ``<name> <i>``) is node
+``i``, plane ``i // S``, slot ``i % S``, all in one wrapping (delta) shell --
+exactly the ids Hypatia's ``isls.txt`` refers to.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,7 +42,9 @@ from sgp4.api import Satrec
 from .constants import DAY_S, EARTH_RADIUS_KM
 from .errors import TopologyError
 from .fleet import Fleet
+from .hypatia import header_placement, hypatia_names
 from .timebase import require_utc, utc_julian_date
+from .tlefields import check_fields
 
 TLE_LINE_LENGTH = 69
 
@@ -72,6 +82,7 @@ def _check_line(path: Path, line_no: int, line: str, number: str) -> None:
     if len(line) > TLE_LINE_LENGTH:
         raise TopologyError(f"{where}: TLE line {number} too long ({len(line)} characters, "
                             f"expected {TLE_LINE_LENGTH})")
+    check_fields(where, line, number)
     last = line[68]
     if not last.isdigit():
         raise TopologyError(f"{where}: TLE line {number} has no checksum digit in column 69")
@@ -81,13 +92,33 @@ def _check_line(path: Path, line_no: int, line: str, number: str) -> None:
                             f"(computed {expected}, file says {last})")
 
 
+_COUNT_HEADER = re.compile(r"^\s*(\d+)\s+(\d+)\s*$")
+
+
+def count_header(text: str) -> tuple[int, int] | None:
+    """Hypatia's first line ``<orbits> <satellites per orbit>``, if the file has one."""
+    for line in text.splitlines():
+        if line.strip():
+            match = _COUNT_HEADER.match(line)
+            return (int(match.group(1)), int(match.group(2))) if match else None
+    return None
+
+
 def parse_tle_text(text: str, path: Path | str = "<string>") -> list[TleRecord]:
-    """Parse 2- or 3-line element sets; raises naming ``path:line`` on any problem."""
+    """Parse 2- or 3-line element sets; raises naming ``path:line`` on any problem.
+
+    A first line ``<orbits> <satellites per orbit>`` (Hypatia's count header)
+    is skipped; see :func:`count_header`.
+    """
     path = Path(path)
     records: list[TleRecord] = []
     pending_name: tuple[int, str] | None = None
     lines = text.splitlines()
     i = 0
+    if count_header(text) is not None:
+        while not lines[i].strip():
+            i += 1
+        i += 1
     while i < len(lines):
         line = lines[i].rstrip()
         line_no = i + 1
@@ -206,10 +237,17 @@ class TleSet:
         return "\n".join(lines)
 
 
-def default_tle_epoch(satrecs) -> datetime:
-    """Latest element-set epoch, rounded up to the next whole minute (UTC)."""
+def default_tle_epoch(satrecs, common: bool = False) -> datetime:
+    """Latest element-set epoch, rounded up to the next whole minute (UTC).
+
+    ``common``: the element sets share one epoch (Hypatia's files, whose time 0
+    is that epoch): it is returned as it is, to the nearest second (the TLE day
+    fraction carries 0.86 ms).
+    """
     jd = max(s.jdsatepoch + s.jdsatepochF for s in satrecs)
     latest = _jd_to_datetime(jd)
+    if common:
+        return (latest + timedelta(microseconds=500_000)).replace(microsecond=0)
     rounded = latest.replace(second=0, microsecond=0)
     return rounded if rounded == latest else rounded + timedelta(minutes=1)
 
@@ -276,50 +314,12 @@ def _place_planes(members: np.ndarray, raan: np.ndarray, arg_lat: np.ndarray,
     return len(kept_labels), wraps, int(counts[counts < min_plane_sats].sum())
 
 
-def load_tle(path: str | Path, *, epoch: datetime | None = None,
-             include_unplaced: bool = False, inc_gap_deg: float = 0.1,
-             alt_gap_km: float = 5.0, min_shell_sats: int = 10,
-             raan_gap_deg: float = 1.0, min_plane_sats: int = 2) -> TleSet:
-    """Read a TLE file and place its satellites in (shell, plane, slot).
-
-    Parameters
-    ----------
-    path : str or Path
-        2-line or 3-line (with name lines) TLE file.
-    epoch : datetime, optional
-        When to compare the orbits; default: latest element epoch rounded up
-        to a whole minute.
-    include_unplaced : bool
-        Keep unplaced satellites in the fleet (plane = slot = -1).
-    inc_gap_deg, alt_gap_km, min_shell_sats, raan_gap_deg, min_plane_sats
-        Clustering thresholds (see module docstring).
-
-    Raises
-    ------
-    TopologyError
-        Unreadable file, or a bad line (message names ``file:line``).
-    """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as err:
-        raise TopologyError(f"{path}: cannot read TLE file: {err.strerror or err}") from None
-    records = parse_tle_text(text, path)
-    satrecs = []
-    for rec in records:
-        try:
-            sat = Satrec.twoline2rv(rec.line1, rec.line2)
-        except Exception as err:  # sgp4 raises ValueError and others on bad fields
-            raise TopologyError(f"{path}:{rec.line_no}: cannot parse element set: {err}") \
-                from None
-        satrecs.append(sat)
-    epoch = default_tle_epoch(satrecs) if epoch is None else require_utc(epoch)
-    elements = _mean_elements(satrecs, epoch)
+def _cluster_placement(path: Path, elements: dict, unplaced: dict, include_unplaced: bool,
+                       inc_gap_deg: float, alt_gap_km: float, min_shell_sats: int,
+                       raan_gap_deg: float, min_plane_sats: int):
+    """Shells, planes and slots by clustering (module docstring); fills ``unplaced``."""
     ok = elements["ok"]
-    n = len(records)
-    unplaced: dict[str, int] = {}
-    if (~ok).any():
-        unplaced["cannot propagate to epoch (decayed?)"] = int((~ok).sum())
+    n = ok.size
     groups = _shell_groups(elements, inc_gap_deg, alt_gap_km)
     small = [g for g in groups if g.size < min_shell_sats]
     if small:
@@ -358,13 +358,75 @@ def load_tle(path: str | Path, *, epoch: datetime | None = None,
             names.append(f"{stem}-unplaced")
             wraps.append(False)
             shell[rest] = len(names) - 1
+    return shell, plane, slot, keep, names, wraps, shells_info, placed
+
+
+def load_tle(path: str | Path, *, epoch: datetime | None = None,
+             include_unplaced: bool = False, inc_gap_deg: float = 0.1,
+             alt_gap_km: float = 5.0, min_shell_sats: int = 10,
+             raan_gap_deg: float = 1.0, min_plane_sats: int = 2) -> TleSet:
+    """Read a TLE file and place its satellites in (shell, plane, slot).
+
+    Parameters
+    ----------
+    path : str or Path
+        2-line or 3-line (with name lines) TLE file.
+    epoch : datetime, optional
+        When to compare the orbits; default: latest element epoch rounded up
+        to a whole minute.
+    include_unplaced : bool
+        Keep unplaced satellites in the fleet (plane = slot = -1).
+    inc_gap_deg, alt_gap_km, min_shell_sats, raan_gap_deg, min_plane_sats
+        Clustering thresholds (see module docstring).
+
+    Raises
+    ------
+    TopologyError
+        Unreadable file, or a bad line (message names ``file:line``).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as err:
+        raise TopologyError(f"{path}: cannot read TLE file: {err.strerror or err}") from None
+    records = parse_tle_text(text, path)
+    satrecs = []
+    for rec in records:
+        try:
+            sat = Satrec.twoline2rv(rec.line1, rec.line2)
+        except Exception as err:  # sgp4 raises ValueError and others on bad fields
+            raise TopologyError(f"{path}:{rec.line_no}: cannot parse element set: {err}") \
+                from None
+        satrecs.append(sat)
+    header = count_header(text)
+    epoch = default_tle_epoch(satrecs, common=header is not None) if epoch is None \
+        else require_utc(epoch)
+    elements = _mean_elements(satrecs, epoch)
+    ok = elements["ok"]
+    n = len(records)
+    unplaced: dict[str, int] = {}
+    if (~ok).any():
+        unplaced["cannot propagate to epoch (decayed?)"] = int((~ok).sum())
+    inc, raan, arg_lat, radius = (elements[k] for k in ("inc_deg", "raan_deg", "arg_lat_deg",
+                                                         "radius_km"))
+    if header is not None:
+        shell, plane, slot, keep, names, wraps, shells_info = header_placement(
+            path, records, elements, header)
+    else:
+        shell, plane, slot, keep, names, wraps, shells_info, placed = _cluster_placement(
+            path, elements, unplaced, include_unplaced, inc_gap_deg, alt_gap_km,
+            min_shell_sats, raan_gap_deg, min_plane_sats)
     node_names = [records[i].name for i in keep]
+    if header is not None:
+        node_names = hypatia_names(node_names)
+        placed = keep
     seen: dict[str, int] = {}
     for name in node_names:
         seen[name] = seen.get(name, 0) + 1
     node_names = [f"{name} ({records[k].satnum})" if seen[name] > 1 else name
                   for name, k in zip(node_names, keep)]
     placement = {"source": "tle", "file": str(path), "n_total": n,
+                 "count_header": list(header) if header else None,
                  "n_placed": int(placed.size), "n_unplaced": int(n - placed.size),
                  "n_kept": int(keep.size), "unplaced": unplaced, "shells": shells_info}
     fleet = Fleet(

@@ -1,28 +1,11 @@
 """Registry of routing algorithms.
 
 Adding an algorithm = one module exposing ``ALGORITHM = Algorithm(...)``
-(see :mod:`.base`) plus one line in ``_MODULES`` below.  A complete example,
-``controllers/algorithms/max_capacity.py`` (widest path, ties by delay)::
-
-    from .base import Algorithm, Param, RoutingContext, positive
-    from .spt import IndexedGraph, best_next, distances
-
-    def route(graph, destinations, ctx: RoutingContext, *, reference_bps=200e9):
-        # cost of a link: its delay, scaled up on thinner links
-        cost = lambda u, v, data: data["delay_s"] * reference_bps / data["capacity_bps"]
-        indexed = IndexedGraph.from_graph(graph, cost)
-        dest = indexed.indices(destinations)
-        return indexed.routes_from_next(dest, best_next(indexed, distances(indexed, dest)))
-
-    ALGORITHM = Algorithm(
-        name="max_capacity",
-        route=route,
-        params=(Param("reference_bps", float, 200e9, "capacity that costs plain delay", (positive,)),),
-        summary="delay weighted by reference_bps / capacity_bps",
-    )
-
-then ``from . import max_capacity`` and ``max_capacity,`` in ``_MODULES``.
-An experiment selects it with ``algorithm = "max_capacity"`` and its
+(see :mod:`.base`) plus one line in ``_MODULES`` below; a complete example is
+``examples/algos/widest.py`` (widest path, ties by delay), which a spec can also use
+without editing this package (``[[algorithms]] path = "algos/widest.py"``, see
+:func:`resolve_algorithm`).
+An experiment selects a registered one with ``name = "..."`` and its
 parameters; unknown or bad parameters are rejected before the run starts.
 Routing through :mod:`.spt` gives the shared guarantees for free: every
 next hop strictly decreases the cost-distance (no loops) and ties go to
@@ -39,8 +22,10 @@ from typing import Any
 from ..errors import ParameterError
 from . import ecmp_k, load_aware, min_delay, min_hop, predictive
 from .base import Algorithm, Param, Router, Routes, RoutingContext
+from .loader import is_algorithm_path, load_algorithm_file
 
-__all__ = ["ALGORITHMS", "make_router", "Algorithm", "Param", "Router", "Routes", "RoutingContext"]
+__all__ = ["ALGORITHMS", "make_router", "resolve_algorithm", "load_algorithm_file", "Algorithm", "Param", "Router",
+           "Routes", "RoutingContext"]
 
 _MODULES = (
     min_hop,
@@ -54,8 +39,19 @@ _MODULES = (
 ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType({m.ALGORITHM.name: m.ALGORITHM for m in _MODULES})
 
 
+def resolve_algorithm(ref: str) -> Algorithm:
+    """A registered algorithm by name, or a user's algorithm by the path of its file (``*.py``)."""
+    if is_algorithm_path(ref):
+        return load_algorithm_file(ref)
+    algorithm = ALGORITHMS.get(ref)
+    if algorithm is None:
+        raise ParameterError(f"unknown routing algorithm {ref!r}; known: {', '.join(sorted(ALGORITHMS))}, "
+                             "or the path of a .py file defining ALGORITHM")
+    return algorithm
+
+
 def make_router(name: str, params: Mapping[str, Any] | None = None) -> Router:
-    """The router for algorithm ``name`` with ``params`` validated.
+    """The router for algorithm ``name`` (a registered name or a ``.py`` path) with ``params`` validated.
 
     Returns
     -------
@@ -68,7 +64,4 @@ def make_router(name: str, params: Mapping[str, Any] | None = None) -> Router:
         (a :class:`~controllers.errors.RoutingError`, a ``ValueError``) on an
         unknown algorithm, unknown parameter or bad value; the message names it.
     """
-    algorithm = ALGORITHMS.get(name)
-    if algorithm is None:
-        raise ParameterError(f"unknown routing algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
-    return algorithm.bind(params)
+    return resolve_algorithm(name).bind(params)

@@ -49,6 +49,7 @@ __all__ = [
     "at_least",
     "below",
     "validate_routes",
+    "ParameterProblems",
 ]
 
 #: ``(neighbour switch id, weight)`` pairs for one switch and destination.
@@ -113,6 +114,25 @@ class RoutingContext:
 
 # -- parameter validation ----------------------------------------------------
 
+class ParameterProblems(ParameterError):
+    """Every bad parameter of one algorithm, as data and as one line each.
+
+    Attributes
+    ----------
+    algorithm : str
+        The algorithm's name.
+    problems : tuple of (str or None, str)
+        ``(parameter, problem)`` pairs, e.g. ``("k", "must be >= 1, got 0")`` or
+        ``("horizon", "unknown parameter; allowed: horizon_s, penalty_s")``;
+        parameter None for a rule across parameters.
+    """
+
+    def __init__(self, algorithm: str, problems: Iterable[tuple[str | None, str]], lines: Iterable[str]):
+        self.algorithm = algorithm
+        self.problems = tuple(problems)
+        super().__init__("\n".join(lines))
+
+
 Check = Callable[[Any], str | None]
 
 
@@ -172,8 +192,12 @@ class Param:
     allow_inf: bool = False
 
     def validate(self, algorithm: str, value: Any) -> Any:
-        """Return ``value`` converted to ``kind``, or raise ParameterError."""
+        """Return ``value`` converted to ``kind``, or raise :class:`ParameterProblems`."""
         where = f"algorithm {algorithm!r}, parameter {self.name!r}"
+
+        def fail(problem: str) -> ParameterProblems:
+            return ParameterProblems(algorithm, [(self.name, problem)], [f"{where}: {problem}"])
+
         if self.kind is bool:
             ok = isinstance(value, bool)
         elif self.kind is int:
@@ -183,15 +207,15 @@ class Param:
             if ok:
                 value = float(value)
                 if math.isnan(value) or (math.isinf(value) and not self.allow_inf):
-                    raise ParameterError(f"{where}: must be a finite number, got {value!r}")
+                    raise fail(f"must be a finite number, got {value!r}")
         else:
             ok = isinstance(value, self.kind)
         if not ok:
-            raise ParameterError(f"{where}: expected {self.kind.__name__}, got {value!r} ({type(value).__name__})")
+            raise fail(f"expected {self.kind.__name__}, got {value!r} ({type(value).__name__})")
         for check in self.checks:
             problem = check(value)
             if problem:
-                raise ParameterError(f"{where}: {problem}, got {value!r}")
+                raise fail(f"{problem}, got {value!r}")
         return value
 
 
@@ -214,29 +238,32 @@ class Algorithm:
         for param in self.params:  # defaults must themselves be valid
             param.validate(self.name, param.default)
 
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """Default value of every parameter."""
-        return {p.name: p.default for p in self.params}
-
     def validate(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Full parameter dict: defaults overlaid with validated ``params``.
 
         Raises
         ------
-        ParameterError
-            If a name is unknown or a value has the wrong type or range.
+        ParameterProblems
+            (a ParameterError) naming every unknown name and every value with the wrong
+            type or range at once.
         """
         params = dict(params or {})
         specs = {p.name: p for p in self.params}
         unknown = sorted(set(params) - set(specs), key=str)
-        if unknown:
-            allowed = ", ".join(sorted(specs)) or "none"
-            raise ParameterError(
-                f"algorithm {self.name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {allowed}"
-            )
-        return {name: spec.validate(self.name, params.get(name, spec.default)) for name, spec in specs.items()}
+        allowed = ", ".join(sorted(specs)) or "none"
+        problems: list[tuple[str | None, str]] = [(name, f"unknown parameter; allowed: {allowed}") for name in unknown]
+        lines = [f"algorithm {self.name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                 f"allowed: {allowed}"] if unknown else []
+        out = {}
+        for name, spec in specs.items():
+            try:
+                out[name] = spec.validate(self.name, params.get(name, spec.default))
+            except ParameterProblems as err:
+                problems.extend(err.problems)
+                lines.append(str(err))
+        if problems:
+            raise ParameterProblems(self.name, problems, lines)
+        return out
 
     def bind(self, params: Mapping[str, Any] | None = None) -> "Router":
         """Validate ``params`` and return a ready-to-call :class:`Router`."""
@@ -280,7 +307,7 @@ def validate_routes(graph: nx.Graph, routes: Routes, destinations: Iterable[int]
     Every key is a switch of ``graph``; no switch routes to itself; every
     destination is in ``destinations`` (if given); next hops are graph
     neighbours, distinct, sorted by id, with weights > 0 summing to 1.
-    Does not check reachability or loops (see :mod:`controllers.fakeoftable`).
+    Does not check reachability or loops (the tests trace packets for that: ``tests/fakeoftable.py``).
 
     Raises
     ------

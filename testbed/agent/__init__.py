@@ -5,7 +5,7 @@ One agent per rank (compute satellite) executes its rank of a plan made by
 transfers over persistent TCP connections, every transfer verified end to end.
 """
 
-from .runner import (EXIT_CONFIG, EXIT_CONNECT, EXIT_OK, EXIT_TIMEOUT, EXIT_VERIFY, Agent, AgentError,
+from testbed.agent.replay import (EXIT_CONFIG, EXIT_CONNECT, EXIT_OK, EXIT_TIMEOUT, EXIT_VERIFY, Agent, AgentError,
                      parse_address)
 
 __all__ = ["Agent", "AgentError", "EXIT_CONFIG", "EXIT_CONNECT", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_VERIFY",

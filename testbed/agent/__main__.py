@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from testbed.workload import WorkloadError, load_rank_plan
-from testbed.workload.jsonl import parse_json_strict, write_text_atomic
+from testbed.system.files import atomic_write
+from testbed.workload.jsonl import parse_json_strict
 
-from .runner import EXIT_CONFIG, Agent, AgentError, parse_address
+from testbed.agent.replay import EXIT_CONFIG, Agent, AgentError, ClockProfile, parse_address
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="deadline for connecting to all peers (default: --timeout-s)")
     p.add_argument("--start-at", type=float, default=None,
                    help="wall-clock time (time.time()) at which to start replaying, after connecting")
+    p.add_argument("--clock", type=Path, default=None,
+                   help='JSON {"t0_unix": s, "times_s": [...], "fraction": [...]}: the accelerator clock '
+                        "fraction over wall time (compute phases stretch by it)")
+    p.add_argument("--dilation", type=float, default=1.0,
+                   help="time dilation D >= 1: every compute phase lasts D times its planned seconds "
+                        "(wall seconds per emulated second; default 1)")
     return p
 
 
@@ -51,12 +58,27 @@ def _load_peers(path: Path) -> dict[int, tuple[str, int]]:
     return peers
 
 
+def _load_clock(path: Path) -> ClockProfile:
+    try:
+        data = parse_json_strict(path.read_text(encoding="utf-8"))
+        times, fraction = tuple(map(float, data["times_s"])), tuple(map(float, data["fraction"]))
+        t0 = float(data["t0_unix"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise AgentError(EXIT_CONFIG, f"{path}: cannot read the clock profile: {exc}") from exc
+    if not times or len(times) != len(fraction) or any(not 0 <= f <= 1 for f in fraction) \
+            or any(b <= a for a, b in zip(times, times[1:])):
+        raise AgentError(EXIT_CONFIG, f"{path}: times_s must increase, one fraction in [0, 1] per time")
+    return ClockProfile(t0, times, fraction)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     rank = args.rank
     try:
         if args.timeout_s <= 0:
             raise AgentError(EXIT_CONFIG, "--timeout-s must be > 0")
+        if not args.dilation >= 1.0 or args.dilation == float("inf"):
+            raise AgentError(EXIT_CONFIG, f"--dilation must be a finite number >= 1, got {args.dilation:g}")
         if not args.out.parent.is_dir():
             raise AgentError(EXIT_CONFIG, f"--out: directory {args.out.parent} does not exist")
         try:
@@ -69,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
             raise AgentError(EXIT_CONFIG, f"--listen: {exc}") from exc
         agent = Agent(rank_plan, header["n_ranks"], header["seed"], plan_sha256, listen,
                       _load_peers(args.peers), args.timeout_s, args.connect_timeout_s or args.timeout_s,
-                      args.start_at)
+                      args.start_at, clock=_load_clock(args.clock) if args.clock else None,
+                      dilation=args.dilation)
     except AgentError as exc:
         print(f"testbed.agent rank {rank}: error: {exc}", file=sys.stderr)
         return exc.code
     code, records = agent.run()
-    write_text_atomic(args.out, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+    atomic_write(args.out, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
     if code:
         print(f"testbed.agent rank {rank}: FAILED (exit {code}): {agent.failure}", file=sys.stderr)
     return code

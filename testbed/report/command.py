@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import ReportOptions
-from .metrics import DEFAULT_METRICS, METRICS
-from .rundir import find_run
+from testbed.report.common import ReportOptions
+from testbed.report.metrics import DEFAULT_METRICS, METRICS
+from testbed.results.reader import find_run
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report_command(args: argparse.Namespace) -> int:
     """Exit 0 on success; a bad folder or option raises ReportError (exit 2 via the CLI)."""
-    from .make import make_report
+    from testbed.report.make import make_report
     run_dir = find_run(args.results_dir)
     options = ReportOptions(pairs=tuple(tuple(p) for p in args.pair), max_pairs=args.max_pairs,
                             load_algorithm=args.load_algorithm, snapshot_t_s=args.snapshot_t_s,

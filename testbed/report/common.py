@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .metrics import DEFAULT_METRICS
-from .rundir import RunData
-from .style import AlgoStyle, palette
+from testbed.report.metrics import DEFAULT_METRICS
+from testbed.results.reader import RunData
+from testbed.report.style import AlgoStyle, palette
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Skip(Exception):
@@ -67,6 +70,32 @@ class Context:
 def time_label(run: RunData) -> str:
     epoch = run.manifest.get("epoch") or (run.schedule.meta.get("epoch") if run.schedule is not None else None)
     return f"orbital time since {epoch} [s]" if epoch else "orbital time since the schedule epoch [s]"
+
+
+def window_s(run: RunData) -> tuple[float, float]:
+    """The replayed window in orbital time [s]: from the first step of the clock table to
+    one step after its last (else the measured window, else the schedule's span)."""
+    step_s = float(run.manifest.get("step_s") or (run.schedule.step_s if run.schedule is not None else 1.0))
+    clock = run.available("clock")
+    if clock:
+        return (min(float(t["t_s"].min()) for t in clock.values()),
+                max(float(t["t_s"].max()) for t in clock.values()) + step_s)
+    measured = measured_window_s(run)
+    if measured is not None:
+        return measured[0], max(measured[1], measured[0] + step_s)
+    if run.schedule is not None:
+        return float(run.schedule.times_s[0]), float(run.schedule.times_s[-1]) + step_s
+    return 0.0, step_s
+
+
+def bin_edges_s(run: RunData, max_bins: int = 400) -> "np.ndarray":
+    """Time-bin edges [s] over :func:`window_s`: one bin per schedule step (fewer, wider
+    bins when there would be more than ``max_bins``)."""
+    import numpy as np
+    t0, t1 = window_s(run)
+    step_s = float(run.manifest.get("step_s") or (run.schedule.step_s if run.schedule is not None else 1.0))
+    n = max(1, min(max_bins, int(np.ceil((t1 - t0) / step_s - 1e-9))))
+    return np.linspace(t0, t0 + n * max(step_s, (t1 - t0) / n), n + 1)
 
 
 def measured_window_s(run: RunData) -> tuple[float, float] | None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import Context, FigureSpec, Skip, measured_window_s
-from .rundir import ReportError
-from .style import LOAD_CMAP, pyplot
+from testbed.report.common import Context, FigureSpec, Skip, measured_window_s
+from testbed.results.reader import ReportError
+from testbed.report.style import load_colours, pyplot
 
 NAME = "constellation"
 TITLE = "Constellation snapshot"
@@ -93,7 +93,7 @@ def draw(ctx: Context):
         raise Skip(f"the schedule file ({ctx.run.manifest['schedule']}) is missing")
     import matplotlib
     from matplotlib.collections import LineCollection
-    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.colors import Normalize
     from topologies.plots import _segments   # antimeridian-safe lon/lat segments
 
     step = snapshot_step(ctx)
@@ -136,8 +136,8 @@ def draw(ctx: Context):
     gsl = (rows["kind"].astype(str) == "gsl").to_numpy()
     value = np.array([load.get((int(x), int(y)), np.nan) for x, y in zip(a, b)])
     has = np.isfinite(value) & up
-    cmap = ListedColormap(matplotlib.colormaps[LOAD_CMAP + "_r"](np.linspace(0.1, 1.0, 256)))
-    norm = Normalize(0.0, 1.0)
+    cmap, norm = load_colours(ctx.run)
+    norm = norm or Normalize(0.0, 1.0)
 
     def segments(mask):
         return _segments(lon[step, a[mask]], lat[step, a[mask]], lon[step, b[mask]], lat[step, b[mask]])
@@ -159,7 +159,7 @@ def draw(ctx: Context):
             colours = np.r_[v[~wrap], v[wrap], v[wrap]]
             segs = _segments(lon[step, la], lat[step, la], lon[step, lb], lat[step, lb])
             ax.add_collection(LineCollection(segs, array=colours, cmap=cmap, norm=norm, zorder=3,
-                                             linewidths=width_idle + width_extra * np.clip(colours, 0, 1),
+                                             linewidths=width_idle + width_extra * np.clip(norm(colours), 0, 1),
                                              linestyles=ls))
     if (~up).any():
         ax.plot([], [], color="0.55", lw=0.6, ls=":", label="link acquiring")
@@ -185,7 +185,8 @@ def draw(ctx: Context):
                         xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=6)
     mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     what = (f"mean utilisation under {label}" if load else "utilisation (none measured)")
-    fig.colorbar(mappable, ax=ax, shrink=0.62, aspect=25, label=f"{what}\n[fraction of scaled capacity]")
+    fig.colorbar(mappable, ax=ax, shrink=0.62, aspect=25,
+                 label=f"{what}\n[fraction of scaled capacity, 0 to {norm.vmax:.3g}]")
     fig.legend(loc="outside lower center", ncol=4, frameon=False, fontsize=7)
     epoch = schedule.meta.get("epoch", "epoch")
     ax.set_title(f"{epoch} + {schedule.times_s[step]:.0f} s (step {step})")

@@ -10,18 +10,25 @@ matches report.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-from . import constellation, paths, rtt, throughput, utilisation, workload
-from .common import Context, FigureSpec, ReportOptions, Skip
-from .markdown import render
-from .metrics import METRICS, metric_table
-from .rundir import ReportError, load_run
-from .style import FIGURE_FORMATS, atomic_savefig, atomic_write_text, paper_style
+from testbed.report import constellation, paths, power, rtt, throughput, utilisation, workload
+from testbed.report.common import Context, FigureSpec, ReportOptions, Skip
+from testbed.report.markdown import render
+from testbed.report.metrics import METRICS, trial_values
+from testbed.report.stats import statistics_of
+from testbed.results.reader import ReportError, load_run
+from testbed.report.style import FIGURE_FORMATS, atomic_savefig, paper_style
+from testbed.system.files import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Every figure, in report order.
 FIGURES: tuple[FigureSpec, ...] = (*rtt.FIGURES, *paths.FIGURES, *workload.FIGURES,
-                                   *throughput.FIGURES, *utilisation.FIGURES, *constellation.FIGURES)
+                                   *throughput.FIGURES, *utilisation.FIGURES, *constellation.FIGURES,
+                                   *power.FIGURES)
 REPORT_NAME = "report.md"
 PLOTS_DIR = "plots"
 
@@ -77,6 +84,14 @@ def check_options(ctx: Context) -> None:
         constellation.snapshot_step(ctx)
 
 
+def means_table(stats: dict, keys) -> "pd.DataFrame":
+    """Algorithms x metrics: the mean over trials (NaN where none)."""
+    import pandas as pd
+    return pd.DataFrame({k: {g: (e[k]["mean"] if e[k]["mean"] is not None else float("nan"))
+                             for g, e in stats["per_algorithm"].items()} for k in keys},
+                        index=list(stats["per_algorithm"]), columns=list(keys), dtype=float)
+
+
 def make_report(run_dir: str | Path, options: ReportOptions | None = None) -> ReportResult:
     """Write ``plots/<figure>.png`` and ``.pdf`` and ``report.md`` into ``run_dir``.
 
@@ -86,7 +101,10 @@ def make_report(run_dir: str | Path, options: ReportOptions | None = None) -> Re
     run = load_run(run_dir)
     ctx = Context.of(run, options)
     check_options(ctx)
-    table = metric_table(run, ctx.options.metrics)
+    keys = ctx.options.metrics
+    per_trial = trial_values(run, keys)
+    stats = statistics_of(per_trial, keys)
+    table = means_table(stats, keys)
 
     plots = run.path / PLOTS_DIR
     plots.mkdir(exist_ok=True)
@@ -106,7 +124,7 @@ def make_report(run_dir: str | Path, options: ReportOptions | None = None) -> Re
                 written += [atomic_savefig(fig, target) for target in targets]
             finally:
                 plt.close(fig)
-    report = atomic_write_text(run.path / REPORT_NAME, render(ctx, table, list(FIGURES), skipped))
+    report = atomic_write(run.path / REPORT_NAME, render(ctx, table, stats, list(FIGURES), skipped))
     written.append(report)
     return ReportResult(run_dir=run.path, report=report, files=tuple(written), skipped=skipped,
                         incomplete=run.incomplete)

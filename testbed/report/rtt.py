@@ -11,8 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from .common import Context, FigureSpec, Skip, time_label
-from .style import REFERENCE_COLOUR, legend_handles, pyplot
+from testbed.report import faults
+from testbed.report.bands import across_trials, band_note, binned_mean, draw_band
+from testbed.report.common import Context, FigureSpec, Skip, bin_edges_s, time_label
+from testbed.report.style import REFERENCE_COLOUR, legend_handles, pyplot
 
 NAME = "rtt_over_time"
 TITLE = "RTT over time"
@@ -62,8 +64,12 @@ def draw(ctx: Context):
     fig, axes = plt.subplots(nrows, ncols, figsize=(7.0, 2.5 * nrows + 0.6), squeeze=False,
                              sharex=True, layout="constrained")
     any_lost = False
+    fault_handles: list = []
+    trials = ctx.run.trials
+    edges = bin_edges_s(ctx.run)
     for ax, (src, dst) in zip(axes.flat, pairs):
         geo_drawn = False
+        lines_ms: list[np.ndarray] = []       # mean lines and the reference: they set the y range
         for label, rtt in tables.items():
             sel = rtt[(rtt["src"].astype(str) == src) & (rtt["dst"].astype(str) == dst)].sort_values("t_s")
             if sel.empty:
@@ -72,17 +78,35 @@ def draw(ctx: Context):
             t = sel["t_s"].to_numpy(float)
             rtt_ms = sel["rtt_s"].to_numpy(float) * 1e3
             ok = np.isfinite(rtt_ms)
-            few = ok.sum() < MARKERS_BELOW_POINTS
-            ax.plot(t[ok], rtt_ms[ok], marker=style.marker if few else None, markersize=2.5,
-                    label=label, **style.line())
+            if len(trials) == 1:
+                few = ok.sum() < MARKERS_BELOW_POINTS
+                ax.plot(t[ok], rtt_ms[ok], marker=style.marker if few else None, markersize=2.5,
+                        label=label, **style.line())
+            else:
+                k = sel["trial"].to_numpy()
+                rows = np.vstack([binned_mean(t[k == trial], rtt_ms[k == trial], edges) for trial in trials])
+                mean, low, high = across_trials(rows)
+                draw_band(ax, (edges[:-1] + edges[1:]) / 2, mean, low, high, style, label)
+                lines_ms.append(mean)
             if (~ok).any():
                 any_lost = True
                 ax.plot(t[~ok], np.full((~ok).sum(), 0.02), transform=ax.get_xaxis_transform(),
                         linestyle="none", marker="x", markersize=5, color=style.colour, clip_on=False)
             if not geo_drawn:
-                ax.plot(t, sel["geo_rtt_s"].to_numpy(float) * 1e3, color=REFERENCE_COLOUR,
-                        linestyle=(0, (4, 2)), linewidth=1.0, zorder=5)
+                first = sel[sel["trial"] == sel["trial"].min()]
+                lines_ms.append(first["geo_rtt_s"].to_numpy(float) * 1e3)
+                ax.plot(first["t_s"].to_numpy(float), first["geo_rtt_s"].to_numpy(float) * 1e3,
+                        color=REFERENCE_COLOUR, linestyle=(0, (4, 2)), linewidth=1.0, zorder=5)
                 geo_drawn = True
+        ax.set_xlim(edges[0], edges[-1])
+        values = np.concatenate(lines_ms) if lines_ms else np.array([])
+        values = values[np.isfinite(values)]
+        if len(trials) > 1 and values.size:
+            # Bands of 3 trials are wide (t = 4.3): the lines set the range, bands are clipped.
+            lo, hi = float(values.min()), float(values.max())
+            pad = max(hi - lo, 1e-3 * hi, 0.01)
+            ax.set_ylim(lo - 0.1 * pad, hi + 0.4 * pad)
+        fault_handles = faults.mark_time_axis(ax, ctx) or fault_handles
         ax.set_title(f"{src} \u2192 {dst}")
         ax.set_ylabel("RTT [ms]")
         if not geo_drawn:
@@ -97,14 +121,21 @@ def draw(ctx: Context):
                           label="geometric RTT (schedule)"))
     if any_lost:
         handles.append(Line2D([], [], color="0.3", linestyle="none", marker="x", label="lost probe"))
+    handles += fault_handles
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), frameon=False)
+    fig.suptitle(f"Probe RTT per {edges[1] - edges[0]:g} s bin ({band_note(len(trials))})" if len(trials) > 1
+                 else f"Probe RTT, every probe ({band_note(1)})")
     return fig
 
 
 FIGURES = (FigureSpec(
     NAME, TITLE,
-    "Probe RTT per host pair, all algorithms on the same axes; dashed black: the schedule's "
-    "shortest-path propagation RTT at send time; crosses on the bottom edge: lost probes. "
+    "Probe RTT per host pair, all algorithms on the same axes (with several trials: the mean "
+    "over trials of each trial's mean RTT per schedule step, shaded: its 95 % CI, clipped to the "
+    "axes, whose range the mean lines and the reference set); dashed black: the schedule's "
+    "shortest-path propagation RTT at send time; crosses on the bottom edge: lost probes; dotted "
+    "vertical lines: scheduled laser or satellite losses, grey spans: scheduled controller outages "
+    "(both from the faults tables). "
     "Pairs: those given with --pair, else up to four on which the algorithms' median RTTs "
     "differ most (ties: the largest geometric RTT variation).",
     draw),)

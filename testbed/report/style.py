@@ -9,18 +9,22 @@ colours repeat with another line style.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from testbed.system.files import atomic_path
 
 #: Okabe-Ito without black (reserved for reference lines) and yellow last (weak on white).
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 REFERENCE_COLOUR = "black"
-#: Sequential colour map for utilisation (perceptually uniform, colour-vision-deficiency safe).
-LOAD_CMAP = "cividis"
+#: Sequential colour map for utilisation (perceptually uniform, colour-vision-deficiency safe):
+#: light = idle, dark = busy, in every figure (see :func:`load_colours`).
+LOAD_CMAP = "cividis_r"
+#: Cells / links with no measurement.
+NO_DATA_COLOUR = "0.85"
 FIGURE_FORMATS = ("png", "pdf")
 PNG_DPI = 200
 
@@ -60,6 +64,20 @@ def palette(labels: list[str]) -> dict[str, AlgoStyle]:
             for i, label in enumerate(labels)}
 
 
+def load_colours(run) -> tuple:
+    """(colour map, Normalize) for link utilisation, the same in every figure: from 0 to
+    the largest utilisation sample of the run (any algorithm, trial, link); (cmap, None)
+    when no link carried any load."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import ListedColormap, Normalize
+    cmap = ListedColormap(matplotlib.colormaps[LOAD_CMAP](np.linspace(0.08, 1.0, 256)),
+                          name="load").with_extremes(bad=NO_DATA_COLOUR)
+    tables = run.available("link_util")
+    top = max((float(np.nanmax(t["utilisation"].to_numpy(float))) for t in tables.values()), default=0.0)
+    return cmap, (Normalize(0.0, top) if top > 0 else None)
+
+
 def pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -76,22 +94,8 @@ def paper_style():
 
 def atomic_savefig(fig, path: Path) -> Path:
     """Save ``fig`` to ``path`` (format from the suffix) via a temporary file and a rename."""
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as temp:
         fig.savefig(temp, format=path.suffix.lstrip("."), dpi=PNG_DPI)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path
 
 

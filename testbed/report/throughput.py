@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import Context, FigureSpec, Skip, time_label
-from .style import legend_handles, pyplot
+from testbed.report.bands import across_trials, band_note, binned_mean, draw_band
+from testbed.report.common import Context, FigureSpec, Skip, time_label, window_s
+from testbed.report.style import legend_handles, pyplot
 
 NAME = "throughput"
 TITLE = "Background throughput over time"
@@ -49,15 +50,24 @@ def draw(ctx: Context):
     plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 1.9 * len(panels) + 0.8), squeeze=False,
                              sharex=True, layout="constrained")
+    trials = ctx.run.trials
+    t_start, t_end = window_s(ctx.run)
+    edges = t0 + width_s * np.arange(0, int(np.ceil((max(t_end, t0 + width_s) - t0) / width_s)) + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
     for ax, flow in zip(axes[:, 0], panels):
         for label, table in tables.items():
-            if flow is None:
-                t, bps = _total(table, t0, width_s)
-            else:
-                sel = table[(table["src"].astype(str) == flow[0]) & (table["dst"].astype(str) == flow[1])]
-                sel = sel.sort_values("t_s")
-                t, bps = sel["t_s"].to_numpy(float), sel["bps"].to_numpy(float)
-            ax.plot(t, bps / 1e6, label=label, **ctx.styles[label].line())
+            rows = []
+            for k in trials:
+                part = table[table["trial"] == k]
+                if flow is None:
+                    t, bps = _total(part, t0, width_s) if len(part) else (np.array([]), np.array([]))
+                    t = t + width_s / 2
+                else:
+                    sel = part[(part["src"].astype(str) == flow[0]) & (part["dst"].astype(str) == flow[1])]
+                    t, bps = sel["t_s"].to_numpy(float), sel["bps"].to_numpy(float)
+                rows.append(binned_mean(t, bps / 1e6, edges))
+            draw_band(ax, centres, *across_trials(np.vstack(rows)), ctx.styles[label], label)
+        ax.set_xlim(min(t_start, edges[0]), max(t_end, edges[-1]))
         ax.set_title(f"sum of all {len(ranked)} background flows" if flow is None
                      else f"{flow[0]} \u2192 {flow[1]}")
         ax.set_ylabel("throughput [Mbit/s]")
@@ -68,12 +78,14 @@ def draw(ctx: Context):
     axes[-1, 0].set_xlabel(time_label(ctx.run))
     fig.legend(handles=legend_handles(ctx.styles, list(tables)), loc="outside lower center",
                ncol=min(len(tables), 5), frameon=False)
-    fig.suptitle(f"Background throughput (emulated at rate_scale = {rate_scale:g})")
+    fig.suptitle(f"Background throughput per {width_s:g} s (emulated at rate_scale = {rate_scale:g}; "
+                 f"{band_note(len(ctx.run.trials))})")
     return fig
 
 
 FIGURES = (FigureSpec(
     NAME, TITLE,
-    "Background flows (iperf3 intervals): the sum over flows, then the busiest flows. Left "
+    "Background flows (iperf3 intervals): the sum over flows, then the busiest flows; with "
+    "several trials the mean over trials per interval, shaded: its 95 % CI. Left "
     "axis: measured on the scaled links; right axis: the same divided by rate_scale.",
     draw),)

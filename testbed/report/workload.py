@@ -9,19 +9,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import Context, FigureSpec, Skip
-from .metrics import collective_instances, iteration_instances
-from .style import REFERENCE_COLOUR, legend_handles, pyplot
+from testbed.report.bands import across_trials, band_note, draw_band, ecdf_on
+from testbed.report.common import Context, FigureSpec, Skip
+from testbed.report.metrics import collective_instances, iteration_instances, min_samples
+from testbed.report.style import REFERENCE_COLOUR, legend_handles, pyplot
 
 MAX_CDF_PANELS = 6
 
 
-def _ecdf(ax, values, style, label) -> None:
-    x = np.sort(np.asarray(values, float)[np.isfinite(values)])
+MAX_CDF_POINTS = 400
+
+
+def _ecdf(ax, values, style, label, trials=None) -> None:
+    """The ECDF of ``values``; with ``trials`` (the trial of each value) and several
+    trials, the mean over trials of each trial's ECDF and its 95 % band."""
+    values = np.asarray(values, float)
+    ok = np.isfinite(values)
+    x = np.sort(values[ok])
     if x.size == 0:
         return
-    y = np.arange(1, x.size + 1) / x.size
-    ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=label, **style.line())
+    if trials is None or len(np.unique(np.asarray(trials)[ok])) < 2:
+        y = np.arange(1, x.size + 1) / x.size
+        ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=label, **style.line())
+        return
+    grid = np.unique(np.quantile(x, np.linspace(0, 1, min(x.size, MAX_CDF_POINTS))))
+    k = np.asarray(trials)[ok]
+    rows = np.vstack([ecdf_on(values[ok][k == t], grid) for t in np.unique(k)])
+    rows = np.hstack([np.zeros((rows.shape[0], 1)), rows])       # the curve starts at 0
+    draw_band(ax, np.r_[grid[0], grid], *across_trials(rows), style, label, step="post")
 
 
 def _log_if_wide(ax, frames: list[np.ndarray]) -> None:
@@ -57,7 +72,7 @@ def draw_collective_cdf(ctx: Context):
     tables = ctx.run.available("collectives")
     if not tables:
         raise Skip("no collective table (collectives): the run had no workload")
-    inst = {label: collective_instances(t) for label, t in tables.items()}
+    inst = {label: _per_trial(collective_instances, t) for label, t in tables.items()}
     panels = _panels(inst, ("workload", "kind"), MAX_CDF_PANELS)
     if panels == [()]:
         panels = _panels(inst, ("kind",), MAX_CDF_PANELS)
@@ -71,8 +86,9 @@ def draw_collective_cdf(ctx: Context):
     for ax, panel in zip(axes.flat, panels):
         drawn = []
         for label, frame in inst.items():
-            values = _select(frame, panel)["duration_s"].to_numpy(float)
-            _ecdf(ax, values, ctx.styles[label], label)
+            chosen = _select(frame, panel)
+            values = chosen["duration_s"].to_numpy(float)
+            _ecdf(ax, values, ctx.styles[label], label, chosen["trial"].to_numpy())
             drawn.append(values)
         _log_if_wide(ax, drawn)
         ax.set_xlabel("collective completion time [s]")
@@ -82,7 +98,7 @@ def draw_collective_cdf(ctx: Context):
         row[0].set_ylabel("fraction of collectives")
     fig.legend(handles=legend_handles(ctx.styles, list(inst)), loc="outside lower center",
                ncol=min(len(inst), 5), frameon=False)
-    fig.suptitle("Collective completion time (slowest rank of each collective)")
+    fig.suptitle(f"Collective completion time, slowest rank ({band_note(len(ctx.run.trials))})")
     return fig
 
 
@@ -90,7 +106,7 @@ def draw_iteration_cdf(ctx: Context):
     tables = ctx.run.available("iterations")
     if not tables:
         raise Skip("no iteration table (iterations): the run had no workload or no iteration finished")
-    inst = {label: iteration_instances(t) for label, t in tables.items()}
+    inst = {label: _per_trial(iteration_instances, t) for label, t in tables.items()}
     rows = _panels(inst, ("workload",), MAX_CDF_PANELS)
     columns = [("duration_s", "iteration time [s]")]
     if all("exposed_comm_s" in f.columns for f in inst.values()):
@@ -102,8 +118,9 @@ def draw_iteration_cdf(ctx: Context):
         for ax, (column, xlabel) in zip(axes_row, columns):
             drawn = []
             for label, frame in inst.items():
-                values = _select(frame, panel)[column].to_numpy(float)
-                _ecdf(ax, values, ctx.styles[label], label)
+                chosen = _select(frame, panel)
+                values = chosen[column].to_numpy(float)
+                _ecdf(ax, values, ctx.styles[label], label, chosen["trial"].to_numpy())
                 drawn.append(values)
             _log_if_wide(ax, drawn)
             ax.set_xlabel(xlabel)
@@ -113,74 +130,112 @@ def draw_iteration_cdf(ctx: Context):
         axes_row[0].set_ylabel("fraction of iterations")
     fig.legend(handles=legend_handles(ctx.styles, list(inst)), loc="outside lower center",
                ncol=min(len(inst), 5), frameon=False)
-    n = max(len(_select(f, panel)) for f in inst.values() for panel in rows)
-    per = "per algorithm and workload" if rows != [()] else "per algorithm"
-    fig.suptitle(f"Iteration time (slowest rank; up to {n} iterations {per})")
+    n = max(_select(f, panel).groupby("trial").size().max() for f in inst.values() for panel in rows)
+    per = "per algorithm, workload and trial" if rows != [()] else "per algorithm and trial"
+    fig.suptitle(f"Iteration time, slowest rank (up to {n} iterations {per}; {band_note(len(ctx.run.trials))})")
     return fig
 
 
-def _mean_p99(values: np.ndarray) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return np.nan, np.nan
-    return float(values.mean()), float(np.percentile(values, 99))
+def _per_trial(to_instances, frame: pd.DataFrame) -> pd.DataFrame:
+    """Job-level instances of each trial, with their ``trial`` column."""
+    return pd.concat([to_instances(f).assign(trial=k) for k, f in frame.groupby("trial", sort=True)],
+                     ignore_index=True)
+
+
+def _bar_stats(inst: pd.DataFrame, q: float) -> tuple[tuple, tuple, int]:
+    """((mean, low, high) of the per-trial mean slowdown, same of the per-trial ``q``
+    quantile or NaNs when a trial has fewer than min_samples(q) instances, fewest
+    instances in a trial)."""
+    groups = [g["slowdown"].to_numpy(float) for _, g in inst.groupby("trial")]
+    groups = [g[np.isfinite(g)] for g in groups]
+    fewest = min((g.size for g in groups), default=0)
+    means = np.array([[g.mean() if g.size else np.nan] for g in groups])
+    quantiles = np.array([[np.quantile(g, q) if g.size >= min_samples(q) else np.nan] for g in groups])
+    mean = tuple(float(v[0]) for v in across_trials(means))
+    tail = tuple(float(v[0]) for v in across_trials(quantiles)) if fewest >= min_samples(q) else (np.nan,) * 3
+    return mean, tail, fewest
+
+
+def _yerr(stats: list[tuple]) -> np.ndarray | None:
+    mean, low, high = (np.array(v) for v in zip(*stats))
+    return np.vstack([mean - low, high - mean]) if np.isfinite(low).all() else None
 
 
 def draw_slowdown(ctx: Context):
+    q = 0.99
     groups = []
     for table, to_instances, what in (("collectives", collective_instances, "collectives"),
                                       ("iterations", iteration_instances, "iterations")):
         stats = {}
         for label, frame in ctx.run.available(table).items():
-            inst = to_instances(frame)
+            inst = _per_trial(to_instances, frame)
             if "slowdown" in inst.columns:
-                stats[label] = _mean_p99(inst["slowdown"].to_numpy(float))
+                stats[label] = _bar_stats(inst, q)
         if stats:
             groups.append((what, stats))
     if not groups:
         raise Skip("no slowdown: the collective and iteration tables are missing or have no "
                    "ideal_s / slowdown column")
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.5 * len(groups) + 0.5, 2.9), squeeze=False,
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.5 * len(groups) + 0.5, 3.1), squeeze=False,
                              layout="constrained")
-    width = 0.38
+    any_tail = False
     for ax, (what, stats) in zip(axes[0], groups):
         labels = list(stats)
         x = np.arange(len(labels))
         colours = [ctx.styles[l].colour for l in labels]
-        mean = [stats[l][0] for l in labels]
-        p99 = [stats[l][1] for l in labels]
-        b1 = ax.bar(x - width / 2, mean, width, color=colours, edgecolor="black", linewidth=0.5)
-        b2 = ax.bar(x + width / 2, p99, width, color=colours, edgecolor="black", linewidth=0.5,
-                    hatch="////", alpha=0.75)
-        ax.bar_label(b1, fmt="%.2f", fontsize=6.5)
-        ax.bar_label(b2, fmt="%.2f", fontsize=6.5)
+        means = [stats[l][0] for l in labels]
+        tails = [stats[l][1] for l in labels]
+        show_tail = all(np.isfinite(t[0]) for t in tails)
+        any_tail |= show_tail
+        width = 0.38 if show_tail else 0.6
+        offset = width / 2 if show_tail else 0.0
+        bars = ax.bar(x - offset, [m[0] for m in means], width, color=colours, edgecolor="black",
+                      linewidth=0.5, yerr=_yerr(means), capsize=3, error_kw={"linewidth": 0.8})
+        ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=2)
+        top = max(np.nanmax([m[2] if np.isfinite(m[2]) else m[0] for m in means]), 1.0)
+        if show_tail:
+            b2 = ax.bar(x + offset, [t[0] for t in tails], width, color=colours, edgecolor="black",
+                        linewidth=0.5, hatch="////", alpha=0.75, yerr=_yerr(tails), capsize=3,
+                        error_kw={"linewidth": 0.8})
+            ax.bar_label(b2, fmt="%.2f", fontsize=6.5, padding=2)
+            top = max(top, np.nanmax([t[2] if np.isfinite(t[2]) else t[0] for t in tails]))
+        else:
+            fewest = min(stats[l][2] for l in labels)
+            ax.text(0.02, 0.98, f"p{100 * q:g} not shown: {fewest} {what} in a trial\n"
+                    f"(needs >= {min_samples(q)})", transform=ax.transAxes, va="top", fontsize=6.5)
         ax.axhline(1.0, color=REFERENCE_COLOUR, linestyle=(0, (4, 2)), linewidth=0.9)
         ax.set_xticks(x, labels, rotation=30, ha="right")
         ax.set_ylabel(f"slowdown of {what} [x ideal]")
         ax.set_title(what)
         ax.grid(axis="x", visible=False)
-        ax.set_ylim(0, max(np.nanmax(p99 + mean + [1.0]) * 1.18, 1.2))
+        ax.set_ylim(0, top * (1.25 if show_tail else 1.45))     # room for the note above the bars
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
-    fig.legend(handles=[Patch(facecolor="0.75", edgecolor="black", label="mean"),
-                        Patch(facecolor="0.75", edgecolor="black", hatch="////", label="p99"),
-                        Line2D([], [], color=REFERENCE_COLOUR, linestyle=(0, (4, 2)),
-                               label="ideal (no contention)")],
-               loc="outside lower center", ncol=3, frameon=False)
-    fig.suptitle("Slowdown = measured / no-contention ideal time")
+    handles = [Patch(facecolor="0.75", edgecolor="black", label="mean")]
+    if any_tail:
+        handles.append(Patch(facecolor="0.75", edgecolor="black", hatch="////", label=f"p{100 * q:g}"))
+    handles.append(Line2D([], [], color=REFERENCE_COLOUR, linestyle=(0, (4, 2)), label="ideal (no contention)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"Slowdown = measured / no-contention ideal time ({band_note(len(ctx.run.trials))})")
     return fig
 
 
 FIGURES = (
     FigureSpec("collective_cdf", "Collective completion time (CDF)",
                "Empirical CDF of the completion time of each collective (its slowest rank), "
-               "one panel per workload and collective kind when there are a few.", draw_collective_cdf),
+               "one panel per workload and collective kind when there are a few; with several "
+               "trials the mean of the trials' CDFs, shaded: its 95 % CI (3 or more trials).",
+               draw_collective_cdf),
     FigureSpec("iteration_cdf", "Iteration time (CDF)",
                "Empirical CDF of iteration time (slowest rank) and of the communication "
-               "not hidden behind compute in each iteration, one row per workload.", draw_iteration_cdf),
+               "not hidden behind compute in each iteration, one row per workload; with several "
+               "trials the mean of the trials' CDFs, shaded: its 95 % CI (3 or more trials).",
+               draw_iteration_cdf),
     FigureSpec("slowdown", "Slowdown, mean and p99",
-               "Measured time / no-contention ideal time (testbed.workload.ideal), mean "
-               "(plain) and p99 (hatched) over collectives and over iterations; 1 = ideal.",
+               "Measured time / no-contention ideal time (testbed.workload.ideal) of collective "
+               "instances and of iterations (slowest rank): the mean over trials of each trial's "
+               "mean (plain) and p99 (hatched; only where every trial has >= 100 instances), "
+               "error bars: 95 % CI over trials (3 or more trials); 1 = ideal.",
                draw_slowdown),
 )

@@ -10,9 +10,9 @@ Front door::
 ``testbed check SPEC`` (:func:`check_command`) validates a spec offline.
 """
 
-from .check import add_check_arguments, check_command, summary_lines
-from .load import load_spec
-from .model import (AlgorithmSpec, BackgroundSpec, PcapSpec, PlacementSpec, ProbeSpec, Spec, SpecError, WorkloadSpec,
+from testbed.spec.check import add_check_arguments, check_command, summary_lines
+from testbed.spec.load import load_spec
+from testbed.spec.model import (AlgorithmSpec, BackgroundSpec, PcapSpec, PlacementSpec, ProbeSpec, Spec, SpecError, WorkloadSpec,
                     resolve_host)
 
 __all__ = [

@@ -8,16 +8,19 @@ spec's path).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TextIO
 
-from .load import load_spec
-from .model import Spec, SpecError
+from testbed.spec.load import load_spec
+from testbed.spec.model import Spec, SpecError
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("specs", nargs="+", metavar="SPEC", help="experiment spec file(s) (TOML)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only, no summary")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: per spec, ok and its problems or its summary lines")
 
 
 def _duration(seconds: float) -> str:
@@ -52,32 +55,38 @@ def summary_lines(spec: Spec) -> list[str]:
     else:
         constellation = " + ".join(f"{s.planes}x{s.sats_per_plane} {s.pattern} at {s.altitude_km:g} km, "
                                    f"{s.inclination_deg:g} deg" for s in cfg.walker_shells())
-    isl_params = ", ".join(f"{k}={v}" for k, v in cfg.isl_params.items())
+    isl_params = ", ".join(f"{k}={v}" if not isinstance(v, (list, tuple)) or len(v) <= 4
+                           else f"{k}=[{len(v)} items]" for k, v in cfg.isl_params.items())
     capacity = max((s.capacity_bps or cfg.capacity_bps for s in cfg.walker_shells()), default=cfg.capacity_bps)
     lines = [
         f"experiment     {spec.name}" + (f": {spec.description.strip().splitlines()[0]}" if spec.description.strip() else ""),
-        f"seed           {spec.seed}; results under {spec.output_dir / spec.name}",
+        f"seed           {spec.seed}; {spec.trials} trial(s) (trial k: seed + k); "
+        f"results under {spec.output_dir / spec.name}",
         f"constellation  {constellation}",
         f"satellites     {spec.n_satellites}; ISL {cfg.isl_policy}" + (f" ({isl_params})" if isl_params else "")
         + f", {cfg.lasers_per_sat} lasers per satellite",
         f"compute sats   {len(spec.compute_node_ids)}" + (f": {_names(spec.compute_names)}" if spec.compute_names else ""),
-        f"ground         {len(spec.ground_names)} station(s)" + (f": {_names(spec.ground_names)}; GSL {cfg.gsl_policy}, "
+        f"ground         {len(spec.ground_names)} station(s)" + (f": {_names(spec.ground_names)}; GSL {cfg.gsl_policy}"
+                                                                + "".join(f" {k}={v:g}" for k, v in cfg.gsl_params.items()) + ", "
                                                                 f"min elevation {cfg.gsl_min_elevation_deg:g} deg"
+                                                                + (f", max range {cfg.gsl_max_range_km:g} km"
+                                                                   if cfg.gsl_max_range_km else "")
                                                                 if spec.ground_names else ""),
-        f"time           " + (f"from {format_epoch(cfg.epoch)}, " if cfg.epoch else "")
+        "time           " + (f"from {format_epoch(cfg.epoch)}, " if cfg.epoch else "")
         + f"{cfg.duration_s:g} s in steps of {cfg.step_s:g} s = {cfg.n_steps} steps; speedup {spec.speedup:g}",
         f"emulation      rate_scale {spec.rate_scale:g} (links {_rate(capacity)} -> {_rate(capacity * spec.rate_scale)}); "
-        f"backend {spec.backend}",
-        f"algorithms     {len(spec.algorithms)}: " + ", ".join(
-            a.label if a.label == a.name else f"{a.label} ({a.name})" for a in spec.algorithms),
+        f"backend {spec.backend}; time_dilation {spec.time_dilation:g}",
+        f"algorithms     {len(spec.algorithms)}: " + ", ".join(map(_algorithm_text, spec.algorithms)),
+        "controller     " + ", ".join(dict.fromkeys(spec.location_of(a) for a in spec.algorithms)),
     ]
     if not spec.workloads:
         lines.append("workloads      none")
     for w in spec.workloads:
         params = ", ".join(f"{k}={v}" for k, v in w.params.items())
         what = f"generator {w.generator}" + (f" ({params})" if params else "") if w.generator else f"trace {w.trace}"
-        lines.append(f"workload       {w.label}: {what}; {w.n_ranks} ranks on nodes "
-                     f"{', '.join(map(str, w.placement.node_ids))} ({w.placement.rule})")
+        where = (f"nodes {', '.join(map(str, w.placement.node_ids))} ({w.placement.rule})" if w.placement.node_ids
+                 else "the compute satellites sunlit longest in the window (sunlit)")
+        lines.append(f"workload       {w.label}: {what}; {w.n_ranks} ranks on {where}")
     lines.append(f"background     {len(spec.background)} flow(s)" + "".join(
         f"; {b.label}: {b.src} -> {b.dst} at {_rate(b.nominal_rate_bps)} (emulated {_rate(b.rate_bps)}), "
         f"{b.start_s:g}-{b.end_s:g} s" for b in spec.background))
@@ -89,9 +98,19 @@ def summary_lines(spec: Spec) -> list[str]:
     which = spec.probes.pairs if isinstance(spec.probes.pairs, str) else "listed"
     lines.append(f"probes         {len(pairs)} pair(s) ({which}) at {spec.probes.rate_hz:g} Hz")
     per = spec.wall_s_per_algorithm
-    lines.append(f"wall time      {_duration(per)} per algorithm (duration_s / speedup), "
-                 f"{_duration(per * len(spec.algorithms))} for {len(spec.algorithms)} algorithm(s), plus set-up")
+    lines.append(f"wall time      {_duration(per)} per algorithm (duration_s / speedup x time_dilation), "
+                 f"{_duration(per * len(spec.algorithms) * spec.trials)} for {len(spec.algorithms)} algorithm(s) "
+                 f"x {spec.trials} trial(s), plus set-up")
     return lines
+
+
+def _algorithm_text(a) -> str:
+    what = [a.name] if a.label != a.name else []
+    if a.path is not None:
+        what.append(f"from {a.path.name}")
+    if a.updates != "direct":
+        what.append(f"{a.updates} updates")
+    return a.label + (f" ({', '.join(what)})" if what else "")
 
 
 def check(path: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr, quiet: bool = False) -> int:
@@ -109,8 +128,21 @@ def check(path: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr, quiet: 
     return 0
 
 
+def check_json(path: str) -> dict:
+    """One spec's verdict as data: ``{"ok", "problems", "summary"}``."""
+    try:
+        spec = load_spec(path)
+    except SpecError as error:
+        return {"ok": False, "problems": list(error.problems), "summary": []}
+    return {"ok": True, "problems": [], "summary": summary_lines(spec)}
+
+
 def check_command(args: argparse.Namespace) -> int:
     """``testbed check``: 0 if every spec is valid, else 2."""
+    if getattr(args, "json", False):
+        verdicts = {str(path): check_json(path) for path in args.specs}
+        print(json.dumps(verdicts, indent=2))
+        return 0 if all(v["ok"] for v in verdicts.values()) else 2
     status = 0
     for path in args.specs:
         status = max(status, check(path, quiet=getattr(args, "quiet", False)))

@@ -66,27 +66,40 @@ def join(path: str, key: str | int) -> str:
 
 
 class Problems:
-    """Problems found so far, one line each, in the order found."""
+    """Problems found so far, in the order found: each a key path and one line naming it."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.items: list[tuple[str, str]] = []
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in self.items]
+
+    @property
+    def paths(self) -> list[str]:
+        """The key path of each problem (``""`` for the whole file)."""
+        return [path for path, _ in self.items]
 
     def add(self, path: str, message: str) -> None:
-        self.lines.append(f"{path}: {message}" if path else message)
+        self.items.append((path, f"{path}: {message}" if path else message))
 
     def unknown_key(self, path: str, key: str, known: Sequence[str]) -> None:
         where = join(path, key)
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
         if close:
-            self.lines.append(f"unknown key '{where}'; did you mean '{join(path, close[0])}'?")
+            self.items.append((where, f"unknown key '{where}'; did you mean '{join(path, close[0])}'?"))
         else:
-            self.lines.append(f"unknown key '{where}'; known keys here: {', '.join(known) or 'none'}")
+            self.items.append((where, f"unknown key '{where}'; known keys here: {', '.join(known) or 'none'}"))
+
+    def sort_from(self, start: int, key) -> None:
+        """Stable-sort the problems from index ``start`` on by ``key(path)``."""
+        self.items[start:] = sorted(self.items[start:], key=lambda item: key(item[0]))
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.items)
 
     def __bool__(self) -> bool:
-        return bool(self.lines)
+        return bool(self.items)
 
 
 def as_table(value: Any, path: str, problems: Problems) -> dict | Any:

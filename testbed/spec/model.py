@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from testbed.errors import InputError
+
+from testbed.workload import GENERATORS, WorkloadError, load_chakra, read_jsonl
 
 HOST_KINDS = ("compute", "ground")
 
@@ -28,7 +30,7 @@ HOST_KINDS = ("compute", "ground")
 PROBE_PAIR_SETS = ("all-compute", "all")
 
 #: Workload placement rules by name (an explicit list of node ids is the third form).
-PLACEMENT_RULES = ("first", "spread")
+PLACEMENT_RULES = ("first", "spread", "sunlit")
 
 
 class SpecError(InputError):
@@ -92,16 +94,33 @@ class AlgorithmSpec:
     Attributes
     ----------
     name : str
-        Key of ``controllers.ALGORITHMS``.
+        Key of ``controllers.ALGORITHMS``, or the ``name`` of a user's algorithm file's
+        ``ALGORITHM``.
     params : dict
         All parameters, validated, defaults filled in.
     label : str
         Unique within the spec; names the algorithm's results folder and plot legend.
+    path : Path or None
+        A user's algorithm file (absolute), when the spec gave ``path`` instead of ``name``.
+    updates : str
+        How route changes reach the switches: ``"direct"`` (in place) or ``"consistent"``
+        (two-phase, version-tagged: controllers/consistent.py).
+    controller_location : str or None
+        Where this entry's controller sits (``controller_location``, checked like
+        ``[controller] location``); None: the spec's ``[controller] location``.
     """
 
     name: str
     params: Mapping[str, Any]
     label: str
+    path: Path | None = None
+    updates: str = "direct"
+    controller_location: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """What the controller is started with: the registered name or the file's path."""
+        return str(self.path) if self.path is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -112,7 +131,10 @@ class PlacementSpec:
     ----------
     rule : str
         ``"first"`` (the first n_ranks compute satellites in node-id order),
-        ``"spread"`` (evenly spaced over the compute satellites in node-id order) or
+        ``"spread"`` (evenly spaced over the compute satellites in node-id order),
+        ``"sunlit"`` (energy-aware: the compute satellites sunlit for the largest share of
+        the window, ties by node id; resolved from the schedule when the run prepares, so
+        ``node_ids`` is empty at load time) or
         ``"ids"`` (the node ids listed in the spec, rank r on ``node_ids[r]``).
     node_ids : tuple of int
         Satellite node id of each rank, resolved at load time.
@@ -124,8 +146,15 @@ class PlacementSpec:
     node_ids: tuple[int, ...]
     compute_indices: tuple[int, ...]
 
-    def hosts(self, compute_hosts: Sequence[str]) -> list[str]:
-        """Host name of each rank, given the compute hosts' names in node-id order."""
+    def hosts(self, compute_hosts: Sequence[str], n_ranks: int | None = None,
+              sunlit_share: Sequence[float] | None = None) -> list[str]:
+        """Host name of each rank, given the compute hosts' names in node-id order (and, for
+        ``"sunlit"``, each one's share of the window in sunlight, same order)."""
+        if self.rule == "sunlit":
+            if sunlit_share is None or n_ranks is None:
+                raise InputError("placement 'sunlit' needs the schedule's sunlight (resolved when the run prepares)")
+            order = sorted(range(len(compute_hosts)), key=lambda i: (-sunlit_share[i], i))
+            return [compute_hosts[i] for i in order[:n_ranks]]
         if len(compute_hosts) <= max(self.compute_indices, default=-1):
             raise InputError(f"placement {self.rule!r} needs compute host #{max(self.compute_indices)}, "
                              f"but the network has {len(compute_hosts)} compute hosts")
@@ -171,17 +200,14 @@ class WorkloadSpec:
         testbed.workload.Workload
         """
         if self.generator is not None:
-            from testbed.workload import GENERATORS
             return GENERATORS[self.generator](n_ranks=self.n_ranks, **dict(self.params))
         return load_trace(self.trace, self.n_ranks)
 
-    def rank_hosts(self, compute_hosts: Sequence[str]) -> list[str]:
-        """Host name of each rank (``compute_hosts``: compute host names in node-id order)."""
-        return self.placement.hosts(compute_hosts)
-
-    def place(self, host_names_by_kind: Mapping[str, Sequence[str]]) -> list[str]:
-        """Host name of each rank, given ``{"compute": [...], ...}`` host names in node-id order."""
-        return self.placement.hosts(list(host_names_by_kind.get("compute", ())))
+    def place(self, host_names_by_kind: Mapping[str, Sequence[str]],
+              sunlit_share: Sequence[float] | None = None) -> list[str]:
+        """Host name of each rank, given ``{"compute": [...], ...}`` host names in node-id order
+        (``sunlit_share``: per compute host, for the ``"sunlit"`` rule)."""
+        return self.placement.hosts(list(host_names_by_kind.get("compute", ())), self.n_ranks, sunlit_share)
 
 
 def trace_format(path: Path) -> str | None:
@@ -199,7 +225,6 @@ def load_trace(path: Path, n_ranks: int | None = None):
     Raises ``testbed.workload.WorkloadError`` for a bad file or a rank count other
     than ``n_ranks`` (when given).
     """
-    from testbed.workload import WorkloadError, load_chakra, read_jsonl
     fmt = trace_format(path)
     if fmt == "jsonl":
         workload = read_jsonl(path)
@@ -213,7 +238,7 @@ def load_trace(path: Path, n_ranks: int | None = None):
 
 @dataclass(frozen=True)
 class PcapSpec:
-    """A capture replayed open loop between hosts (``[[pcap]]``; :mod:`testbed.pcapreplay`).
+    """A capture replayed open loop between hosts (``[[pcap]]``; :mod:`testbed.traffic.pcapreplay`).
 
     Attributes
     ----------
@@ -335,6 +360,9 @@ class Spec:
         for the results manifest.
     name, description : str
     seed : int
+        Trial k uses seed + k (workload expansion); every algorithm of a trial the same.
+    trials : int
+        Repeated trials of every algorithm, each on a freshly built network.
     output_dir : Path
         Absolute; results go to ``output_dir / name / <run_id>``.
     topology : topologies.ScheduleConfig
@@ -342,9 +370,17 @@ class Spec:
     speedup : float
         Orbital seconds per wall second.
     rate_scale : float
-        Link rates and workload bytes are multiplied by it (DESIGN.md).
+        Link rates and workload bytes are multiplied by it (docs/architecture.md, Conventions).
     backend : str
         ``"auto"``, ``"netem"`` or ``"delayline"``.
+    power : testbed.power.PowerSpec or None
+        ``[compute.power]``: the compute satellites' power model (None: always full clock).
+    max_lag_steps : float
+        A replay whose clock fell further behind than this many schedule steps is not
+        valid: the summary and the report say so first (the run still completes).
+    time_dilation : float
+        ``[emulation] time_dilation``, >= 1: the emulated world runs this many times slower
+        than the wall clock (testbed/net/dilation.py); results stay in emulated seconds.
     algorithms, workloads, background, pcaps : tuples of the specs above
     probes : ProbeSpec
     n_satellites : int
@@ -354,6 +390,9 @@ class Spec:
         Their node (host) names, same order.
     ground_names : tuple of str
         Ground station (host) names in node-id order.
+    controller_location : str
+        ``[controller] location``: ``"local"``, ``"ground:<name>"`` or ``"satellite:<id>"``
+        (see :mod:`testbed.control.placement`); an algorithm entry may override it.
     """
 
     path: Path
@@ -361,11 +400,14 @@ class Spec:
     name: str
     description: str
     seed: int
+    trials: int
     output_dir: Path
     topology: Any
     speedup: float
     rate_scale: float
     backend: str
+    max_lag_steps: float
+    power: Any
     algorithms: tuple[AlgorithmSpec, ...]
     workloads: tuple[WorkloadSpec, ...]
     background: tuple[BackgroundSpec, ...]
@@ -375,6 +417,13 @@ class Spec:
     compute_names: tuple[str, ...]
     ground_names: tuple[str, ...]
     pcaps: tuple[PcapSpec, ...] = ()
+    faults: tuple = ()                 # testbed.faults.FaultSpec, applied by the clock at their times
+    time_dilation: float = 1.0         # emulated seconds last this many wall seconds
+    controller_location: str = "local"
+
+    def location_of(self, alg: AlgorithmSpec) -> str:
+        """Where ``alg``'s controller sits: its own ``controller_location`` or the spec's."""
+        return alg.controller_location or self.controller_location
 
     def schedule_config(self):
         """The :class:`topologies.ScheduleConfig` to generate the schedule from."""
@@ -394,8 +443,9 @@ class Spec:
 
     @property
     def wall_s_per_algorithm(self) -> float:
-        """Wall time of one algorithm's replay: ``duration_s / speedup`` [s] (set-up not included)."""
-        return self.duration_s / self.speedup
+        """Wall time of one algorithm's replay: ``duration_s / speedup x time_dilation`` [s]
+        (set-up not included)."""
+        return self.duration_s / self.speedup * self.time_dilation
 
     def host_names_by_kind(self) -> dict[str, list[str]]:
         """Host names the network will have, by kind, in node-id order."""

@@ -1,10 +1,14 @@
 """The ``[constellation]``, ``[isl]``, ``[ground]``, ``[compute]`` and ``[time]`` tables.
 
-They become one :class:`topologies.ScheduleConfig`. The rules live in ``topologies``;
-this module only maps the spec's key paths onto ScheduleConfig's fields and collects
-*every* problem: ``ScheduleConfig`` stops at its first error, so each field is first
-tried on its own against a small valid baseline (a "probe"), and only when all pass
-is the full config built (which adds the cross-field checks, e.g. step_s <= duration_s).
+They become one :class:`topologies.ScheduleConfig`. The rules live in ``topologies``:
+the tables' values are handed to ``ScheduleConfig.from_dict`` once, and every
+``(field, problem)`` pair of its :class:`~topologies.TopologyError` is reported
+under the spec's key path (:func:`spec_path`: ``isl_params.max_lat_deg`` ->
+``isl.params.max_lat_deg``). This module adds only what is the spec's own: which
+source keys may be combined (``hypatia_dir``), relative paths, file existence,
+host-name rules, registry names spelled with their known values, and ``speedup``.
+Where the spec already reported a key, a problem ScheduleConfig finds at the same
+key (or at a table that holds it) is not repeated.
 
 The constellation's satellites are then laid out without propagating orbits (a
 :class:`topologies.Fleet`, milliseconds even for thousands of satellites) so the
@@ -13,18 +17,24 @@ compute selection can be resolved to node ids and names offline.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checks import NAME_RE, NAME_RULE, Problems, Table, join, ok
+from topologies import GSL_POLICIES, ISL_POLICIES, PRESETS, ScheduleConfig, TopologyError, load_tle, read_hypatia
+from topologies.config import DEFAULT_EPOCH_ISO
+from topologies.fleet import fleet_from_shells
+from topologies.timebase import parse_epoch
 
-CONSTELLATION_KEYS = ("preset", "shells", "tle_path", "tle_include_unplaced", "capacity_bps")
+from testbed.spec.checks import NAME_RE, NAME_RULE, Problems, Table, join, ok
+
+CONSTELLATION_KEYS = ("preset", "shells", "tle_path", "hypatia_dir", "tle_include_unplaced", "capacity_bps",
+                      "clusters")
 ISL_KEYS = ("policy", "params", "lasers_per_sat", "max_range_km", "grazing_margin_km", "acquisition_s")
-GROUND_KEYS = ("stations", "min_elevation_deg", "policy", "capacity_bps", "acquisition_s")
-TIME_KEYS = ("epoch", "duration_s", "step_s", "speedup")
+GROUND_KEYS = ("stations", "min_elevation_deg", "max_range_km", "policy", "params", "capacity_bps",
+               "acquisition_s")
+TIME_KEYS = ("epoch", "duration_s", "step_s", "earth_rotation", "speedup")
 SOURCES = ("preset", "shells", "tle_path")
 
 #: Spec key path -> ScheduleConfig field (keys passed through unchanged).
@@ -34,6 +44,7 @@ CONFIG_FIELDS = {
     "constellation.tle_path": "tle_path",
     "constellation.tle_include_unplaced": "tle_include_unplaced",
     "constellation.capacity_bps": "capacity_bps",
+    "constellation.clusters": "clusters",
     "isl.policy": "isl_policy",
     "isl.params": "isl_params",
     "isl.lasers_per_sat": "lasers_per_sat",
@@ -42,19 +53,22 @@ CONFIG_FIELDS = {
     "isl.acquisition_s": "acquisition_s",
     "ground.stations": "ground_stations",
     "ground.min_elevation_deg": "gsl_min_elevation_deg",
+    "ground.max_range_km": "gsl_max_range_km",
     "ground.policy": "gsl_policy",
+    "ground.params": "gsl_params",
     "ground.capacity_bps": "gsl_capacity_bps",
     "ground.acquisition_s": "gsl_acquisition_s",
     "compute": "compute",
     "time.epoch": "epoch",
     "time.duration_s": "duration_s",
     "time.step_s": "step_s",
+    "time.earth_rotation": "earth_rotation",
 }
 _SPEC_PATHS = {field: path for path, field in CONFIG_FIELDS.items()}
 _SPEC_PATHS.update({"shell": "constellation.shells", "constellation": "constellation"})
 
-#: A valid constellation for probing one field at a time.
-_BASELINE = {"preset": "test4x4", "duration_s": 1.0, "step_s": 1.0}
+#: Topology tables in file order: problems are sorted by table, then by the key's position in it.
+TABLE_ORDER = ("constellation", "isl", "ground", "compute", "time")
 
 
 def spec_path(field: str | None) -> str:
@@ -65,9 +79,20 @@ def spec_path(field: str | None) -> str:
     return _SPEC_PATHS.get(head, head) + field[len(head):]
 
 
-def _positive(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
+def _file_order(path: str, tables: dict[str, Any]) -> tuple[int, int, int]:
+    """Where ``path`` is written: (index of its table in TABLE_ORDER, index of its key
+    there, array index after the key or -1)."""
+    head, _, rest = path.partition(".")
+    table = TABLE_ORDER.index(head) if head in TABLE_ORDER else len(TABLE_ORDER)
+    keys = list(tables.get(head) or {}) if isinstance(tables.get(head), dict) else []
+    key = re.match(r"[A-Za-z0-9_]*", rest).group(0)
+    item = re.match(r"\[(\d+)\]", rest[len(key):])
+    return table, keys.index(key) if key in keys else -1, int(item.group(1)) if item else -1
+
+
+def _covers(outer: str, inner: str) -> bool:
+    """True if key path ``outer`` is ``inner`` or a table holding it (``isl`` covers ``isl.params.k``)."""
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
 
 
 @dataclass(frozen=True)
@@ -101,161 +126,113 @@ class Topology:
 
 
 class _Reader:
-    """Collects ScheduleConfig values from the spec tables, probing each one."""
+    """Gathers ScheduleConfig values from the spec tables, checking only the spec's own rules."""
 
     def __init__(self, problems: Problems, spec_dir: Path) -> None:
-        from topologies import ScheduleConfig, TopologyError
-        self.ScheduleConfig = ScheduleConfig
-        self.TopologyError = TopologyError
         self.problems = problems
         self.spec_dir = spec_dir
         self.values: dict[str, Any] = {}
-
-    def report(self, err, field: str | None = None, prefix: str | None = None) -> None:
-        """Record a TopologyError under its spec path (``prefix`` overrides the mapping)."""
-        field = err.field if field is None else field
-        if prefix is not None:
-            path = prefix if not field else (prefix + ("" if field.startswith("[") else ".") + field)
-        else:
-            path = spec_path(field)
-        self.problems.add(path, err.problem)
-
-    def probe(self, field: str, value: Any, extra: dict | None = None,
-              rename: tuple[str, str] | None = None) -> bool:
-        """Try one field on the baseline config; report its error (if any) and return ok."""
-        data = dict(_BASELINE)
-        if field in SOURCES:
-            del data["preset"]
-        if field == "duration_s" and _positive(value):
-            data["step_s"] = value
-        if field == "step_s" and _positive(value):
-            data["duration_s"] = value
-        data.update(extra or {})
-        data[field] = value
-        try:
-            self.ScheduleConfig.from_dict(data)
-        except self.TopologyError as err:
-            where = err.field or field
-            if rename and where.startswith(rename[0]):
-                where = rename[1] + where[len(rename[0]):]
-            self.report(err, where)
-            return False
-        return True
+        #: ScheduleConfig values from a Hypatia folder; the spec's own keys win.
+        self.defaults: dict[str, Any] = {}
 
     def take(self, table: Table, key: str) -> None:
-        """Probe ``table[key]`` (when present) and keep it for the full config."""
-        if not table.has(key):
-            return
-        field = CONFIG_FIELDS[table.where(key)]
-        value = table.data[key]
-        if self.probe(field, value):
-            self.values[field] = value
+        """Hand ``table[key]`` (when present) to ScheduleConfig as it is."""
+        if table.has(key):
+            self.values[CONFIG_FIELDS[table.where(key)]] = table.data[key]
+
+    def name(self, table: Table, key: str, registry: Any, what: str) -> None:
+        """A registry name: an unknown one is reported with the registry's names in order."""
+        value = table.data.get(key)
+        if isinstance(value, str) and value not in registry:
+            table.bad(key, f"unknown {what} {value!r}; known: {', '.join(registry)}")
+        self.take(table, key)
 
     # -- the tables -----------------------------------------------------------
 
     def constellation(self, table: Table) -> None:
-        from topologies import PRESETS, Shell
-        given = [k for k in SOURCES if table.has(k)]
+        given = [k for k in SOURCES + ("hypatia_dir",) if table.has(k)]
         if len(given) != 1:
-            self.problems.add("constellation", "give exactly one of preset, shells, tle_path"
+            self.problems.add("constellation", "give exactly one of preset, shells, tle_path, hypatia_dir"
                               + (f" (got {', '.join(given)})" if given else ""))
-        if table.has("preset"):
-            preset = table.string("preset")
-            if ok(preset) and preset not in PRESETS:
-                table.bad("preset", f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-            elif ok(preset):
-                self.values["preset"] = preset
-        if table.has("shells"):
-            shells = table.array("shells")
-            if ok(shells) and not shells:
-                table.bad("shells", "must list at least one shell")
-            elif ok(shells):
-                all_ok = True
-                for i, item in enumerate(shells):
-                    try:
-                        Shell.from_dict(item)
-                    except self.TopologyError as err:
-                        self.report(err, prefix=join("constellation.shells", i))
-                        all_ok = False
-                if all_ok and self.probe("shells", shells):   # duplicate names
-                    self.values["shells"] = shells
+        if table.has("hypatia_dir"):
+            self._hypatia(table)
+        self.name(table, "preset", PRESETS, "preset")
+        if table.data.get("shells") == []:
+            table.bad("shells", "must list at least one shell")
+        self.take(table, "shells")
         if table.has("tle_path"):
             text = table.string("tle_path")
             if ok(text):
                 path = (self.spec_dir / Path(text).expanduser()).resolve()
                 if not path.is_file():
                     table.bad("tle_path", f"no such file: {path} (relative paths start at the spec's folder)")
-                else:
-                    self.values["tle_path"] = str(path)
-        unplaced = table.boolean("tle_include_unplaced")
-        if ok(unplaced) and unplaced is not None:
-            if not table.has("tle_path"):
-                table.bad("tle_include_unplaced", "only applies with constellation.tle_path")
-            else:
-                self.values["tle_include_unplaced"] = unplaced
+                self.values["tle_path"] = str(path)
+        if table.has("tle_include_unplaced") and not table.has("tle_path"):
+            table.bad("tle_include_unplaced", "only applies with constellation.tle_path")
+        self.take(table, "tle_include_unplaced")
         self.take(table, "capacity_bps")
+        self.take(table, "clusters")
+
+    def _hypatia(self, table: Table) -> None:
+        """A Hypatia folder: its TLEs, ISLs, stations and ground-link rule (topologies.read_hypatia)."""
+        text = table.string("hypatia_dir")
+        if not ok(text):
+            return
+        folder = (self.spec_dir / Path(text).expanduser()).resolve()
+        try:
+            values = read_hypatia(folder)
+        except TopologyError as err:
+            for line in str(err).splitlines():      # one line per problem
+                table.bad("hypatia_dir", line)
+            return
+        for i, (name, *_) in enumerate(values.get("ground_stations", [])):
+            if not NAME_RE.match(name):
+                table.bad("hypatia_dir", f"{folder / 'ground_stations.txt'}:{i + 1}: station {name!r} "
+                          f"is not a valid host name: {NAME_RULE}")
+                return
+        self.values["tle_path"] = values.pop("tle_path")
+        self.defaults = values
 
     def isl(self, table: Table) -> None:
-        from topologies import ISL_POLICIES
-        policy = table.string("policy", "plus_grid")
-        if ok(policy) and policy not in ISL_POLICIES:
-            policy = table.bad("policy", f"unknown policy {policy!r}; known: {', '.join(ISL_POLICIES)}")
-        elif ok(policy) and table.has("policy"):
-            self.values["isl_policy"] = policy
-        params = table.table("params", {})
-        if ok(params) and ok(policy):
-            fine = [self.probe("isl_params", {k: v}, extra={"isl_policy": policy}) for k, v in params.items()]
-            if all(fine) and params:
-                self.values["isl_params"] = params
+        self.name(table, "policy", ISL_POLICIES, "policy")
+        if ok(table.table("params")):
+            self.take(table, "params")
         for key in ("lasers_per_sat", "max_range_km", "grazing_margin_km", "acquisition_s"):
             self.take(table, key)
 
     def ground(self, table: Table) -> None:
-        from topologies import GSL_POLICIES
-        stations = table.array("stations")
-        if ok(stations) and stations is not None:
-            self._stations(stations)
-        policy = table.string("policy")
-        if ok(policy) and policy is not None:
-            if policy not in GSL_POLICIES:
-                table.bad("policy", f"unknown policy {policy!r}; known: {', '.join(GSL_POLICIES)}")
-            else:
-                self.values["gsl_policy"] = policy
-        for key in ("min_elevation_deg", "capacity_bps", "acquisition_s"):
+        stations = table.data.get("stations")
+        if isinstance(stations, list):
+            for i, item in enumerate(stations):
+                name = item.get("name") if isinstance(item, dict) else \
+                    item[0] if isinstance(item, list) and item else None
+                if isinstance(name, str) and name.strip() and not NAME_RE.match(name):
+                    self.problems.add(f"ground.stations[{i}].name",
+                                      f"{name!r} is not a valid host name: {NAME_RULE}")
+        self.take(table, "stations")
+        self.name(table, "policy", GSL_POLICIES, "policy")
+        if ok(table.table("params")):
+            self.take(table, "params")
+        for key in ("min_elevation_deg", "max_range_km", "capacity_bps", "acquisition_s"):
             self.take(table, key)
-
-    def _stations(self, stations: list) -> None:
-        """Each station on its own, then the list rules (unique names) over the good ones."""
-        good = [i for i, item in enumerate(stations)
-                if self.probe("ground_stations", [item], rename=("ground_stations[0]", f"ground_stations[{i}]"))]
-        try:
-            config = self.ScheduleConfig.from_dict({**_BASELINE, "ground_stations": [stations[i] for i in good]})
-        except self.TopologyError as err:
-            index = re.match(r"ground_stations\[(\d+)\]", err.field or "")
-            self.report(err, f"ground_stations[{good[int(index.group(1))]}]" + err.field[index.end():]
-                        if index else err.field)
-            return
-        names_ok = True
-        for i, (name, _, _) in zip(good, config.ground_stations):
-            if not NAME_RE.match(name):
-                self.problems.add(f"ground.stations[{i}].name", f"{name!r} is not a valid host name: {NAME_RULE}")
-                names_ok = False
-        if names_ok and len(good) == len(stations):
-            self.values["ground_stations"] = stations
-
-    def compute(self, data: Any) -> None:
-        from topologies import compute_from_dict
-        try:
-            compute_from_dict(data, "compute")
-        except self.TopologyError as err:
-            self.report(err)
-            return
-        self.values["compute"] = data
 
     def time(self, table: Table) -> Any:
-        for key in ("epoch", "duration_s", "step_s"):
+        for key in ("epoch", "duration_s", "step_s", "earth_rotation"):
             self.take(table, key)
         return table.number("speedup", 1.0, gt=0.0)
+
+    def config(self, start: int) -> Any:
+        """ScheduleConfig from every value at once; its problems go under their spec paths,
+        except where the spec already reported that key (problems from ``start`` on)."""
+        try:
+            return ScheduleConfig.from_dict({**self.defaults, **self.values})
+        except TopologyError as err:
+            reported = self.problems.paths[start:]
+            for field, problem in err.problems:
+                path = spec_path(field)
+                if not any(_covers(path, done) for done in reported):
+                    self.problems.add(path, problem)
+            return None
 
 
 def read_topology(tables: dict[str, Any], spec_dir: Path, problems: Problems) -> Topology | None:
@@ -269,39 +246,32 @@ def read_topology(tables: dict[str, Any], spec_dir: Path, problems: Problems) ->
     spec_dir : Path
         Folder of the spec file; relative paths start there.
     """
-    from topologies import TopologyError
     start = len(problems)
     reader = _Reader(problems, spec_dir)
     if tables.get("constellation") is None:
-        problems.add("constellation", "missing table; give exactly one of preset, shells, tle_path")
+        problems.add("constellation", "missing table; give exactly one of preset, shells, tle_path, hypatia_dir")
     elif ok(tables["constellation"]):
         reader.constellation(Table(tables["constellation"], "constellation", problems, CONSTELLATION_KEYS))
     reader.isl(Table(tables.get("isl") or {}, "isl", problems, ISL_KEYS))
     reader.ground(Table(tables.get("ground") or {}, "ground", problems, GROUND_KEYS))
     if tables.get("compute") is not None and ok(tables["compute"]):
-        reader.compute(tables["compute"])
+        reader.values["compute"] = tables["compute"]
     speedup = reader.time(Table(tables.get("time") or {}, "time", problems, TIME_KEYS))
-    if len(problems) > start:
-        return None
-    try:
-        config = reader.ScheduleConfig.from_dict(reader.values)
-    except TopologyError as err:    # cross-field rules
-        reader.report(err)
+    config = reader.config(start)
+    problems.sort_from(start, key=lambda path: _file_order(path, tables))
+    if len(problems) > start or config is None:
         return None
     return _lay_out(config, speedup, problems)
 
 
 def _lay_out(config, speedup: float, problems: Problems) -> Topology | None:
     """Satellites (no propagation), compute selection and host names."""
-    from topologies import TopologyError, load_tle
-    from topologies.config import DEFAULT_EPOCH_ISO
-    from topologies.fleet import fleet_from_shells
-    from topologies.timebase import parse_epoch
     if config.tle_path is not None:
         try:
             tle = load_tle(config.tle_path, epoch=config.epoch, include_unplaced=config.tle_include_unplaced)
         except TopologyError as err:
-            problems.add("constellation.tle_path", str(err))
+            for line in str(err).splitlines():
+                problems.add("constellation.tle_path", line)
             return None
         fleet = tle.fleet
         if fleet.n_sats == 0:
@@ -316,7 +286,14 @@ def _lay_out(config, speedup: float, problems: Problems) -> Topology | None:
         shells = " + ".join(f"{s.planes}x{s.sats_per_plane} at {s.altitude_km:g} km, {s.inclination_deg:g} deg"
                             for s in config.walker_shells())
         source = (f"preset {config.preset}" if config.preset else "Walker shells") + f": {shells}"
-    satellite_names = tuple(fleet.names)
+    members = tuple(name for cluster in config.clusters for name in cluster.member_names())
+    for i, cluster in enumerate(config.clusters):       # formation-flying members follow the shells
+        if not NAME_RE.match(cluster.name):
+            problems.add(f"constellation.clusters[{i}].name", f"{cluster.name!r} is not a valid host name: {NAME_RULE}")
+            return None
+    if config.clusters:
+        source += f" + {len(members)} cluster member(s) in {len(config.clusters)} cluster(s)"
+    satellite_names = tuple(fleet.names) + members
     ground_names = tuple(s[0] for s in config.ground_stations)
     clash = False
     for i, name in enumerate(ground_names):
@@ -329,12 +306,13 @@ def _lay_out(config, speedup: float, problems: Problems) -> Topology | None:
         try:
             compute_ids = tuple(int(i) for i in config.compute.select(fleet))
         except TopologyError as err:
-            problems.add(join("compute", method) + (f".{err.field}" if err.field and err.field != method else ""),
-                         err.problem)
+            for field, problem in err.problems:
+                problems.add(join("compute", method) + (f".{field}" if field and field != method else ""), problem)
             return None
     if clash:
         return None
-    return Topology(config, speedup, fleet.n_sats, satellite_names, compute_ids, ground_names, source)
+    compute_ids += tuple(range(fleet.n_sats, fleet.n_sats + len(members)))
+    return Topology(config, speedup, len(satellite_names), satellite_names, compute_ids, ground_names, source)
 
 
 __all__ = ["Topology", "read_topology", "spec_path", "CONFIG_FIELDS"]

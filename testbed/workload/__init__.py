@@ -3,15 +3,16 @@
 Front door of the package; see README.md in this folder for the file formats.
 """
 
-from .errors import WorkloadError
-from .generators import GENERATORS
-from .ideal import Simulation, ideal_time_s, simulate
-from .jsonl import read_jsonl, write_jsonl
-from .model import Collective, Compute, Op, Recv, Send, Workload
-from .plan import Plan, RankPlan, RankPlanFile, Step, Transfer, expand, load_plan, load_rank_plan, save_plan
-from .schedules import COLLECTIVE_KINDS, DEFAULT_ALGORITHM, busbw_factor
-from .chakra import load_chakra, load_pytorch_host_trace
-from .summary import Summary, read_results, summarise
+from testbed.workload.errors import WorkloadError
+from testbed.workload.generators import GENERATORS
+from testbed.workload.ideal import Simulation, simulate
+from testbed.workload.jsonl import read_jsonl, write_jsonl
+from testbed.workload.model import Collective, Compute, Op, Recv, Send, Workload
+from testbed.workload.expand import expand, ideal_time_s
+from testbed.workload.planfile import Plan, RankPlan, RankPlanFile, Step, Transfer, load_plan, load_rank_plan, save_plan
+from testbed.workload.schedules import COLLECTIVE_KINDS, DEFAULT_ALGORITHM, busbw_factor
+from testbed.workload.chakra import load_chakra, load_pytorch_host_trace
+from testbed.workload.summary import Summary, read_results, summarise
 
 __all__ = [
     "COLLECTIVE_KINDS", "DEFAULT_ALGORITHM", "GENERATORS", "Collective", "Compute", "Op", "Plan",

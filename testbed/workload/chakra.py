@@ -1,8 +1,8 @@
-"""Chakra execution traces (MLCommons) -> Workload, through the mlc-chakra package.
+"""Chakra execution traces (MLCommons) -> Workload.
 
 ``load_chakra`` reads ``<prefix>.<rank>.et`` files, one per rank: a length-prefixed
-stream of one ``GlobalMetadata`` and then ``Node`` messages, decoded with
-mlc-chakra's generated protobuf classes. Node mapping:
+stream of one ``GlobalMetadata`` and then ``Node`` messages (:mod:`.etfile`, decoded
+with the vendored generated protobuf classes of the Chakra schema). Node mapping:
 
 - ``COMM_COLL_NODE`` -> Collective over all ranks (attribute ``comm_type``:
   ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER(_BLOCK), ALL_TO_ALL, BROADCAST; REDUCE,
@@ -27,12 +27,14 @@ import heapq
 import json
 import logging
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import WorkloadError
-from .model import Collective, Compute, Op, Recv, Send, Workload
+from testbed.workload.errors import WorkloadError
+from testbed.workload.etfile import read_et as _read_et
+from testbed.workload.etfile import schema as _schema
+from testbed.workload.host_trace import host_trace_nodes, tensor_bytes
+from testbed.workload.model import Collective, Compute, Op, Recv, Send, Workload
 
 log = logging.getLogger(__name__)
 
@@ -40,57 +42,6 @@ _ET_NAME = re.compile(r"^(?P<prefix>.+)\.(?P<rank>\d+)\.et$")
 _COMM_KIND = {0: "all_reduce", 2: "all_gather", 7: "reduce_scatter", 8: "reduce_scatter",
               6: "all_to_all", 5: "broadcast"}  # CollectiveCommType values of et_def.proto
 _UNSUPPORTED_COMM = {1: "REDUCE", 3: "GATHER", 4: "SCATTER", 9: "BARRIER"}
-
-
-def _chakra() -> Any:
-    try:
-        from chakra.schema.protobuf import et_def_pb2
-        from chakra.src.third_party.utils import protolib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise WorkloadError("reading Chakra traces needs the mlc-chakra package "
-                            "(pip install --no-deps mlc-chakra protobuf)") from exc
-    return et_def_pb2, protolib
-
-
-def _read_et(path: Path) -> tuple[Any, list[Any]]:
-    """Decode one .et file into (GlobalMetadata, [Node]); truncation is an error."""
-    from google.protobuf.message import DecodeError
-
-    et_def_pb2, protolib = _chakra()
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot read: {exc}") from exc
-    messages: list[Any] = []
-    stream = protolib.openFileRd(str(path))  # handles gzip-compressed traces too
-    try:
-        while True:
-            start = stream.tell()
-            size, prefix_len = protolib._DecodeVarint32(stream)  # mlc-chakra's framing helper
-            if prefix_len == 0:
-                if stream.tell() != start:
-                    raise WorkloadError(f"{path}: truncated (length prefix cut at byte {start})")
-                break
-            payload = stream.read(size)
-            if len(payload) != size:
-                raise WorkloadError(
-                    f"{path}: truncated: message {len(messages)} at byte {start} declares {size} bytes, "
-                    f"only {len(payload)} present"
-                )
-            message = et_def_pb2.GlobalMetadata() if not messages else et_def_pb2.Node()
-            try:
-                message.ParseFromString(payload)
-            except DecodeError as exc:
-                raise WorkloadError(f"{path}: message {len(messages)} at byte {start} is corrupt: {exc}") from exc
-            messages.append(message)
-    except (OSError, EOFError) as exc:
-        raise WorkloadError(f"{path}: cannot decode: {exc}") from exc
-    finally:
-        stream.close()
-    if not messages:
-        raise WorkloadError(f"{path}: empty trace (no GlobalMetadata)")
-    return messages[0], messages[1:]
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -135,7 +86,7 @@ def _topological(nodes: list[Any], where: Path) -> list[Any]:
 def _convert_rank(nodes: list[Any], n_ranks: int, where: Path, algorithm: str | None,
                   recover: Callable[[Any], Collective | None] | None = None) -> list[Op]:
     """Map one rank's Chakra nodes to ops; dropped nodes pass their deps through."""
-    et_def_pb2, _ = _chakra()
+    et_def_pb2 = _schema()
     group = tuple(range(n_ranks))
     ops: list[Op] = []
     carried: dict[int, frozenset[int]] = {}  # node id -> op ids it stands for
@@ -274,18 +225,18 @@ def load_chakra(path_or_dir: str | Path, n_ranks: int | None = None, algorithm: 
 
 def load_pytorch_host_trace(path: str | Path, n_ranks: int | None = None,
                             algorithm: str | None = None) -> Workload:
-    """Convert a PyTorch (Chakra host) execution trace with mlc-chakra's converter.
+    """Convert a PyTorch (Chakra host) execution trace into a Workload.
 
-    The converter (``chakra.src.converter.pytorch_converter.PyTorchConverter``) turns
-    the JSON trace into a Chakra ET, which is then mapped like :func:`load_chakra`.
-    What the converter cannot map is recovered where the trace allows it and always
-    reported, in ``meta["conversion"]["unmapped"]`` and as log warnings:
+    :func:`.host_trace.host_trace_nodes` turns the JSON call tree into Chakra ``Node``
+    messages in execution order (the rules of MLCommons Chakra's PyTorch converter),
+    which are then mapped like :func:`load_chakra`. What the conversion cannot map is
+    recovered where the trace allows it and always reported, in ``meta["conversion"]["unmapped"]`` and as log warnings:
 
     - Host-side collectives (``nccl:*`` CPU ops): the converter types collectives
       only from GPU kernel nodes (``ncclKernel``/``ncclDevKernel``) of a host+device
       trace linked by chakra_trace_link; a host-only trace has none, so it types them
       as compute. They are recovered from the trace itself: kind from the name, size
-      from the input tensors (mlc-chakra's ``PyTorchNode.comm_size``), group size
+      from the input tensors (:func:`.host_trace.tensor_bytes`), group size
       from the parent ``record_param_comms`` (its last input, the world size).
     - Durations: nodes without ``exclusive_dur`` get 0 and are dropped.
     - ``record_param_comms`` "wait" markers: synchronisation is implicit in replay.
@@ -293,15 +244,12 @@ def load_pytorch_host_trace(path: str | Path, n_ranks: int | None = None,
     The trace is one rank's view; every rank replays the same op sequence (SPMD).
     """
     path = Path(path)
-    _chakra()
-    from chakra.src.converter.pytorch_converter import PyTorchConverter
-    from chakra.src.converter.pytorch_node import PyTorchNode
-
     try:
         trace = json.loads(path.read_text(encoding="utf-8"))
         schema, raw_nodes = trace["schema"], trace["nodes"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WorkloadError(f"{path}: not a PyTorch execution trace: {exc}") from exc
+    nodes = host_trace_nodes(trace, str(path))  # validates the nodes, too
     raw_by_id = {n["id"]: n for n in raw_nodes}
 
     # World size: the last input of every collective's record_param_comms node.
@@ -316,15 +264,7 @@ def load_pytorch_host_trace(path: str | Path, n_ranks: int | None = None,
     if n_ranks is not None and n_ranks != world:
         raise WorkloadError(f"{path}: the trace's process group has {world} ranks but {n_ranks} are expected")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        et_path = Path(tmp) / "host.et"
-        try:
-            PyTorchConverter().convert(str(path), str(et_path), False)
-        except Exception as exc:  # the converter raises bare Exception/ValueError
-            raise WorkloadError(f"{path}: mlc-chakra's PyTorch converter failed: {exc}") from exc
-        _, nodes = _read_et(et_path)
-
-    et_def_pb2, _ = _chakra()
+    et_def_pb2 = _schema()
     recovered: list[str] = []
 
     def recover(node: Any) -> Collective | None:
@@ -335,7 +275,7 @@ def load_pytorch_host_trace(path: str | Path, n_ranks: int | None = None,
         if raw is None or kind is None or world < 2:
             raise WorkloadError(f"{path}: node {node.id} ({node.name!r}): cannot recover this collective "
                                 f"(unknown kind or no record_param_comms world size)")
-        size = max(1, PyTorchNode(schema, raw).comm_size) * (world if kind == "all_gather" else 1)
+        size = max(1, tensor_bytes(raw, f"{path}: node {node.id}")) * (world if kind == "all_gather" else 1)
         recovered.append(node.name)
         return Collective(kind=kind, size_bytes=size, group=tuple(range(world)), algorithm=algorithm or "",
                           name=node.name)
@@ -373,7 +313,7 @@ def load_pytorch_host_trace(path: str | Path, n_ranks: int | None = None,
         "schema": schema,
         "parameters": {"n_ranks": world, "algorithm": algorithm},
         "conversion": {
-            "converter": "mlc-chakra PyTorchConverter",
+            "converter": "testbed host_trace (Chakra PyTorch converter rules)",
             "nodes_in": len(raw_nodes),
             "nodes_out": len(nodes),
             "collectives_typed_by_converter": by_converter,

@@ -1,7 +1,8 @@
 """Built-in workload generators with defaults from published H100 figures.
 
 ``GENERATORS[name](**params) -> Workload``. Every parameter has a default; unknown
-names and bad values raise WorkloadError naming the parameter. Byte counts are
+names and bad values raise one WorkloadError listing every bad parameter, as data in
+``err.problems`` (``(parameter, problem)`` pairs) and one line each in its message. Byte counts are
 those of the real job; scale them with ``Workload.scaled(rate_scale)``.
 
 Sources of the defaults (also listed in README.md):
@@ -37,9 +38,9 @@ import inspect
 import math
 from typing import Any, Callable
 
-from .errors import WorkloadError
-from .model import Collective, Compute, Op, Recv, Send, Workload
-from .schedules import SCHEDULES
+from testbed.workload.errors import WorkloadError
+from testbed.workload.model import Collective, Compute, Op, Recv, Send, Workload
+from testbed.workload.schedules import SCHEDULES
 
 MIB = 1024 * 1024
 ACHIEVED_TRAIN_FLOPS = 400e12  # [LLAMA3], FLOP/s per H100 in large-scale BF16 training
@@ -52,43 +53,81 @@ LLAMA33_70B_TP2_TOKEN_S = 18.58e-3  # [NIM] inter-token latency, TP2
 
 
 def _generator(fn: Callable[..., Workload]) -> Callable[..., Workload]:
-    """Reject unknown parameter names with a WorkloadError that lists the known ones."""
+    """Report unknown parameter names together with the bad values of the known ones."""
     known = list(inspect.signature(fn).parameters)
 
     @functools.wraps(fn)
     def wrapper(**params: Any) -> Workload:
-        unknown = sorted(set(params) - set(known))
+        unknown = [(name, f"unknown parameter; known: {', '.join(known)}") for name in params if name not in known]
+        try:
+            workload = fn(**{k: v for k, v in params.items() if k in known})
+        except WorkloadError as err:
+            if not unknown or err.source != fn.__name__:
+                raise
+            raise WorkloadError(source=fn.__name__, problems=(*unknown, *err.problems)) from None
         if unknown:
-            raise WorkloadError(f"{fn.__name__}: unknown parameter(s) {unknown}; known: {known}")
-        return fn(**params)
+            raise WorkloadError(source=fn.__name__, problems=unknown)
+        return workload
 
     return wrapper
 
 
-def _int(gen: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise WorkloadError(f"{gen}: parameter {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+class _Params:
+    """Checks one generator's parameters, collecting every problem before raising.
+
+    A failed check returns None; call :meth:`done` before using the values.
+    """
+
+    def __init__(self, generator: str) -> None:
+        self.generator = generator
+        self.problems: list[tuple[str, str]] = []
+
+    def int(self, name: str, value: Any, minimum: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.problems.append((name, f"must be an integer >= {minimum}, got {value!r}"))
+            return None
+        return value
+
+    def float(self, name: str, value: Any, allow_zero: bool = False, below: float | None = None) -> float | None:
+        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+              and (value > 0 or (allow_zero and value == 0)))
+        if not ok:
+            self.problems.append((name, f"must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"))
+            return None
+        if below is not None and not value < below:
+            self.problems.append((name, f"must be < {below:g}, got {value!r}"))
+            return None
+        return float(value)
+
+    def choice(self, name: str, value: Any, choices: tuple[str, ...], what: str) -> str | None:
+        if not isinstance(value, str) or value not in choices:
+            self.problems.append((name, f"must be {what}: {', '.join(map(repr, choices))}; got {value!r}"))
+            return None
+        return value
+
+    def algorithm(self, name: str, kind: str, value: Any) -> str | None:
+        known = tuple(algorithm for k, algorithm in SCHEDULES if k == kind)
+        return self.choice(name, value, known, f"an algorithm for {kind}")
+
+    def done(self) -> None:
+        """Raise every problem found so far as one WorkloadError."""
+        if self.problems:
+            raise WorkloadError(source=self.generator, problems=self.problems)
 
 
-def _float(gen: str, name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > 0 or (allow_zero and value == 0)))
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise WorkloadError(f"{gen}: parameter {name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _algorithm(gen: str, name: str, kind: str, value: Any) -> str:
-    if (kind, value) not in SCHEDULES:
-        raise WorkloadError(f"{gen}: parameter {name}={value!r} is not an algorithm for {kind}")
-    return value
+#: Buckets per iteration at most (a real model has tens to hundreds).
+MAX_DDP_BUCKETS = 10_000
 
 
 def ddp_buckets(total_bytes: int, first_bucket_bytes: int = DDP_FIRST_BUCKET_BYTES,
                 bucket_cap_bytes: int = DDP_BUCKET_CAP_BYTES) -> list[int]:
-    """Gradient bucket sizes in all-reduce order: first bucket, then full caps, then the rest."""
+    """Gradient bucket sizes in all-reduce order: first bucket, then full caps, then the rest.
+    At most :data:`MAX_DDP_BUCKETS` (a WorkloadError otherwise, before any list is built)."""
+    n = 1 + math.ceil(max(0, total_bytes - first_bucket_bytes) / bucket_cap_bytes)
+    if n > MAX_DDP_BUCKETS:
+        raise WorkloadError(f"ddp: {total_bytes:.3g} gradient bytes in buckets of {bucket_cap_bytes} B make {n:.3g} "
+                            f"all-reduces per iteration, more than {MAX_DDP_BUCKETS}; raise bucket_cap_bytes "
+                            f"or lower n_params")
     buckets = [min(first_bucket_bytes, total_bytes)]
     left = total_bytes - buckets[0]
     while left > 0:
@@ -136,23 +175,24 @@ def ddp(n_ranks: int = 8, iterations: int = 2, n_params: float = 1.3e9, bytes_pe
     (4 bytes: DDP all-reduces .grad in the parameter dtype, fp32 under AMP);
     400 TFLOP/s per H100 [LLAMA3]: 6*1.3e9*131072/400e12 = 2.56 s per step on 8 ranks.
     """
-    g = "ddp"
-    n_ranks = _int(g, "n_ranks", n_ranks, 2)
-    iterations = _int(g, "iterations", iterations, 1)
-    n_params = _float(g, "n_params", n_params)
-    bytes_per_grad = _int(g, "bytes_per_grad", bytes_per_grad, 1)
-    global_batch_tokens = _int(g, "global_batch_tokens", global_batch_tokens, 1)
-    forward_fraction = _float(g, "forward_fraction", forward_fraction, allow_zero=True)
-    if forward_fraction >= 1:
-        raise WorkloadError(f"ddp: parameter forward_fraction must be < 1, got {forward_fraction}")
-    optimizer_s = _float(g, "optimizer_s", optimizer_s, allow_zero=True)
-    first_bucket_bytes = _int(g, "first_bucket_bytes", first_bucket_bytes, 1)
-    bucket_cap_bytes = _int(g, "bucket_cap_bytes", bucket_cap_bytes, 1)
-    algorithm = _algorithm(g, "algorithm", "all_reduce", algorithm)
+    p = _Params("ddp")
+    n_ranks = p.int("n_ranks", n_ranks, 2)
+    iterations = p.int("iterations", iterations, 1)
+    n_params = p.float("n_params", n_params)
+    bytes_per_grad = p.int("bytes_per_grad", bytes_per_grad, 1)
+    global_batch_tokens = p.int("global_batch_tokens", global_batch_tokens, 1)
+    forward_fraction = p.float("forward_fraction", forward_fraction, allow_zero=True, below=1.0)
+    optimizer_s = p.float("optimizer_s", optimizer_s, allow_zero=True)
+    first_bucket_bytes = p.int("first_bucket_bytes", first_bucket_bytes, 1)
+    bucket_cap_bytes = p.int("bucket_cap_bytes", bucket_cap_bytes, 1)
+    algorithm = p.algorithm("algorithm", "all_reduce", algorithm)
+    if compute_s is not None:
+        compute_s = p.float("compute_s", compute_s)
+    p.done()
     tokens_per_rank = global_batch_tokens / n_ranks
     if compute_s is None:
-        compute_s = 6 * n_params * tokens_per_rank / ACHIEVED_TRAIN_FLOPS
-    compute_s = _float(g, "compute_s", compute_s)
+        compute_s = p.float("compute_s", 6 * n_params * tokens_per_rank / ACHIEVED_TRAIN_FLOPS)
+        p.done()
     grad_bytes = max(1, round(n_params * bytes_per_grad))
     buckets = ddp_buckets(grad_bytes, first_bucket_bytes, bucket_cap_bytes)
     forward_s = compute_s * forward_fraction
@@ -214,19 +254,19 @@ def pipeline(n_ranks: int = GPT3_175B_STAGES, iterations: int = 1,
     m + p - 1 = 71 forward+backward slots, so forward_s = 9.93/71/3 = 46.6 ms and
     backward_s = 2 * forward_s = 93.2 ms per micro-batch and stage.
     """
-    g = "pipeline"
-    n_ranks = _int(g, "n_ranks", n_ranks, 2)
-    iterations = _int(g, "iterations", iterations, 1)
-    micro_batches = _int(g, "micro_batches", micro_batches, 1)
-    micro_batch_size = _int(g, "micro_batch_size", micro_batch_size, 1)
-    seq_len = _int(g, "seq_len", seq_len, 1)
-    hidden = _int(g, "hidden", hidden, 1)
-    bytes_per_element = _int(g, "bytes_per_element", bytes_per_element, 1)
+    p = _Params("pipeline")
+    n_ranks = p.int("n_ranks", n_ranks, 2)
+    iterations = p.int("iterations", iterations, 1)
+    micro_batches = p.int("micro_batches", micro_batches, 1)
+    micro_batch_size = p.int("micro_batch_size", micro_batch_size, 1)
+    seq_len = p.int("seq_len", seq_len, 1)
+    hidden = p.int("hidden", hidden, 1)
+    bytes_per_element = p.int("bytes_per_element", bytes_per_element, 1)
     slot_s = GPT3_175B_STEP_S / (GPT3_175B_MICRO_BATCHES + GPT3_175B_STAGES - 1)
-    forward_s = _float(g, "forward_s", slot_s / 3 if forward_s is None else forward_s, allow_zero=True)
-    backward_s = _float(g, "backward_s", 2 * slot_s / 3 if backward_s is None else backward_s, allow_zero=True)
-    if schedule not in ("1f1b", "gpipe"):
-        raise WorkloadError(f"pipeline: parameter schedule must be '1f1b' or 'gpipe', got {schedule!r}")
+    forward_s = p.float("forward_s", slot_s / 3 if forward_s is None else forward_s, allow_zero=True)
+    backward_s = p.float("backward_s", 2 * slot_s / 3 if backward_s is None else backward_s, allow_zero=True)
+    schedule = p.choice("schedule", schedule, ("1f1b", "gpipe"), "a pipeline schedule")
+    p.done()
     act_bytes = micro_batch_size * seq_len * hidden * bytes_per_element
 
     ranks = []
@@ -280,18 +320,19 @@ def moe(n_ranks: int = 8, iterations: int = 2, layers: int = 32, hidden: int = 4
     per H100 [LLAMA3]: 0.86 ms attention and 7.2 ms experts per layer forward.
     Not modelled: the data-parallel all-reduce of the non-expert gradients.
     """
-    g = "moe"
-    n_ranks = _int(g, "n_ranks", n_ranks, 2)
-    iterations = _int(g, "iterations", iterations, 1)
-    layers = _int(g, "layers", layers, 1)
-    hidden = _int(g, "hidden", hidden, 1)
-    ffn_hidden = _int(g, "ffn_hidden", ffn_hidden, 1)
-    kv_dim = _int(g, "kv_dim", kv_dim, 1)
-    top_k = _int(g, "top_k", top_k, 1)
-    tokens_per_rank = _int(g, "tokens_per_rank", tokens_per_rank, 1)
-    bytes_per_element = _int(g, "bytes_per_element", bytes_per_element, 1)
-    achieved_flops = _float(g, "achieved_flops", achieved_flops)
-    algorithm = _algorithm(g, "algorithm", "all_to_all", algorithm)
+    p = _Params("moe")
+    n_ranks = p.int("n_ranks", n_ranks, 2)
+    iterations = p.int("iterations", iterations, 1)
+    layers = p.int("layers", layers, 1)
+    hidden = p.int("hidden", hidden, 1)
+    ffn_hidden = p.int("ffn_hidden", ffn_hidden, 1)
+    kv_dim = p.int("kv_dim", kv_dim, 1)
+    top_k = p.int("top_k", top_k, 1)
+    tokens_per_rank = p.int("tokens_per_rank", tokens_per_rank, 1)
+    bytes_per_element = p.int("bytes_per_element", bytes_per_element, 1)
+    achieved_flops = p.float("achieved_flops", achieved_flops)
+    algorithm = p.algorithm("algorithm", "all_to_all", algorithm)
+    p.done()
     a2a_bytes = tokens_per_rank * top_k * hidden * bytes_per_element
     attention_s = 2 * (2 * hidden**2 + 2 * hidden * kv_dim) * tokens_per_rank / achieved_flops
     experts_s = 2 * (top_k * 3 * hidden * ffn_hidden) * tokens_per_rank / achieved_flops
@@ -340,15 +381,19 @@ def tp_decode(n_ranks: int = 2, iterations: int = 32, layers: int = 80, hidden: 
     Defaults: Llama 3.3 70B [NIM]: 80 layers, hidden 8192, bf16 activations,
     batch 1: 160 all-reduces of 16,384 bytes per token; TP2.
     """
-    g = "tp_decode"
-    n_ranks = _int(g, "n_ranks", n_ranks, 2)
-    iterations = _int(g, "iterations", iterations, 1)
-    layers = _int(g, "layers", layers, 1)
-    hidden = _int(g, "hidden", hidden, 1)
-    batch = _int(g, "batch", batch, 1)
-    bytes_per_element = _int(g, "bytes_per_element", bytes_per_element, 1)
-    token_s = _float(g, "token_s", LLAMA33_70B_TP2_TOKEN_S * 2 / n_ranks if token_s is None else token_s)
-    algorithm = _algorithm(g, "algorithm", "all_reduce", algorithm)
+    p = _Params("tp_decode")
+    n_ranks = p.int("n_ranks", n_ranks, 2)
+    iterations = p.int("iterations", iterations, 1)
+    layers = p.int("layers", layers, 1)
+    hidden = p.int("hidden", hidden, 1)
+    batch = p.int("batch", batch, 1)
+    bytes_per_element = p.int("bytes_per_element", bytes_per_element, 1)
+    if token_s is not None:
+        token_s = p.float("token_s", token_s)
+    algorithm = p.algorithm("algorithm", "all_reduce", algorithm)
+    p.done()
+    if token_s is None:
+        token_s = LLAMA33_70B_TP2_TOKEN_S * 2 / n_ranks
     ar_bytes = batch * hidden * bytes_per_element
     half_layer_s = token_s / (2 * layers)
     group = tuple(range(n_ranks))

@@ -15,15 +15,13 @@ reduce-scatter ``(N-1) * (...)``, for a direct all-to-all ``latency_s +
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
-from .errors import WorkloadError
-from .model import Collective, Workload
-from .plan import STREAMS, Plan, expand
+from testbed.workload.errors import WorkloadError
+from testbed.workload.planfile import STREAMS, Plan
 
 PathValue = Union[float, Mapping[tuple[int, int], float], Callable[[int, int], float]]
 
@@ -155,24 +153,3 @@ def simulate(plan: Plan, rate_bps: PathValue, latency_s: PathValue) -> Simulatio
             + (f"; and {len(stuck) - 6} more" if len(stuck) > 6 else "")
         )
     return Simulation(plan, tuple(tuple(x) for x in start), tuple(tuple(x) for x in end))  # type: ignore[arg-type]
-
-
-def ideal_time_s(plan_or_collective: Plan | Workload | Collective, rate_bps: PathValue,
-                 latency_s: PathValue) -> float:
-    """No-contention completion time in seconds.
-
-    A Collective is timed alone (all members start together, nothing else runs);
-    a Workload is expanded first; a Plan gives its makespan (compute included).
-    """
-    if isinstance(plan_or_collective, Collective):
-        op = dataclasses.replace(plan_or_collective, deps=(), iteration=0)
-        n_ranks = max(op.group) + 1
-        ops = [[op] if r in op.group else [] for r in range(n_ranks)]
-        plan = expand(Workload(n_ranks=n_ranks, ops=ops))
-    elif isinstance(plan_or_collective, Workload):
-        plan = expand(plan_or_collective)
-    elif isinstance(plan_or_collective, Plan):
-        plan = plan_or_collective
-    else:
-        raise WorkloadError(f"ideal_time_s needs a Plan, Workload or Collective, got {type(plan_or_collective).__name__}")
-    return simulate(plan, rate_bps, latency_s).makespan_s

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkloadError
-from .model import Workload, op_from_dict, op_to_dict
+from testbed.system.files import atomic_write
+from testbed.workload.errors import WorkloadError
+from testbed.workload.model import Workload, op_from_dict, op_to_dict
 
 FORMAT = "lasermesh-workload"
 VERSION = 1
@@ -38,14 +39,6 @@ def parse_json_strict(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_reject_constant)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers never see it half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_jsonl(workload: Workload, path: str | os.PathLike) -> None:
     """Write ``workload`` to ``path`` in the JSON Lines workload format."""
     header = {
@@ -62,7 +55,7 @@ def write_jsonl(workload: Workload, path: str | os.PathLike) -> None:
                 lines.append(json.dumps({"rank": rank, "id": op_id, **op_to_dict(op)}, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise WorkloadError(f"{path}: workload is not JSON-serialisable: {exc}") from exc
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def read_jsonl(path: str | os.PathLike) -> Workload:

@@ -24,8 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Union
 
-from .errors import WorkloadError
-from .schedules import COLLECTIVE_KINDS, DEFAULT_ALGORITHM, SCHEDULES, algorithms_for
+from testbed.workload.errors import WorkloadError
+from testbed.workload.schedules import COLLECTIVE_KINDS, DEFAULT_ALGORITHM, SCHEDULES, algorithms_for
 
 
 def _check_int(what: str, value: Any, minimum: int) -> int:
@@ -249,7 +249,7 @@ class Workload:
     def scaled(self, rate_scale: float) -> "Workload":
         """Multiply every byte count by ``rate_scale`` (>= 1 byte each); times unchanged.
 
-        DESIGN.md: link rates are scaled by rate_scale and so are workload bytes,
+        docs/architecture.md: link rates are scaled by rate_scale and so are workload bytes,
         so transfer times stay those of the real system.
         """
         rate_scale = _check_float("rate_scale", rate_scale)
