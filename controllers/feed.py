@@ -83,7 +83,8 @@ class FeedClient:
                 last = e
                 time.sleep(0.1)
         else:
-            raise FeedError(f"could not connect to the controller feed at {where}: {last}")
+            raise FeedError(f"the controller did not open its feed at {where} within "
+                            f"{connect_timeout_s:g} s ({last})")
         if not unix:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb")

@@ -37,9 +37,11 @@ def test_slice_cli_is_mininets_cli(testbed_cli, tmp_path):
     # iperf (iperf2) at the shaped 20 Mbit/s, payload-adjusted.
     ratio = iperf_server_bps(out) / tcp_payload_rate_bps(20e6)
     print(f"slice iperf: {iperf_server_bps(out) / 1e6:.3g} Mbit/s = {ratio:.3f} of the payload rate")
-    # Never above the shaped rate; below it by what a loaded host costs (0.878 once on a
-    # loaded CI host; Mininet's iperf runs 5 s, slow start included).
-    assert 0.80 <= ratio <= 1.05, ratio
+    # Never above the shaped rate; below it by what a loaded host costs. Mininet's iperf runs
+    # 5 s, slow start included, and the delay line is a userspace process: 0.91-0.99 on an
+    # idle host, 0.878 and 0.789 on CI hosts whose 2 cores also ran the UML lane. An unshaped
+    # link would give many times the rate, a broken shaper a fraction of it.
+    assert 0.70 <= ratio <= 1.05, ratio
     # A manual link change: pingall fails while it is down and works again once it is up.
     assert "lms0-lms1 down: a static network" in out and "*** Results: 100% dropped (0/2 received)" in out
     assert out.count("*** Results: 0% dropped (2/2 received)") == 2
@@ -75,7 +77,7 @@ def test_run_cli_on_a_4x4_shell_while_it_replays(testbed_cli, tmp_path):
     ratio = iperf_server_bps(out) / tcp_payload_rate_bps(200e9 * 1e-5)
     print(f"4x4 iperf: {iperf_server_bps(out) / 1e6:.3g} Mbit/s = {ratio:.3f} of the payload rate; "
           f"path {m.group(1)}, geometric RTT {m.group(3)} ms; orbital times {times}")
-    assert 0.80 <= ratio <= 1.05, ratio             # as in the slice's test above
+    assert 0.70 <= ratio <= 1.05, ratio             # as in the slice's test above
     assert out.count("OFPST_FLOW reply (OF1.3)") == 16 and "nw_dst=10.100.0.5 actions=output:" in out
     assert re.search(r"lm0-1<->lm1-0 \(up, isl, [\d.]+ ms one-way, 2 Mbit/s\)", out)
     run = next((tmp_path / "tiny").iterdir())

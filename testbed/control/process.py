@@ -32,6 +32,11 @@ from testbed.system.tracking import Spawned
 
 #: Longest path a Unix socket address holds (sun_path, with its terminating NUL).
 SUN_PATH_MAX = 107
+#: How long a live controller may take to open its feed socket, s. On the host it takes
+#: about 1 s (mostly importing os-ken); in the User-Mode Linux lane, with the host's pure
+#: tests sharing its 2 cores, one controller had not written a line after 20 s (CI, stop 21).
+#: The wait ends at once if the process exits, so a long bound costs nothing on failure.
+FEED_CONNECT_TIMEOUT_S = 120.0
 _counter = itertools.count()
 
 
@@ -107,7 +112,8 @@ class Controller:
                             label=f"the controller ({self.algorithm}, routing {carried})",
                             hint=lambda: f"last log line: {self.last_log_line()} ({self.log_path})")
         try:
-            self.feed = FeedClient(str(self.feed_socket), alive=lambda: self.proc.poll() is None)
+            self.feed = FeedClient(str(self.feed_socket), connect_timeout_s=FEED_CONNECT_TIMEOUT_S,
+                                   alive=lambda: self.proc.poll() is None)
         except FeedError as e:
             self.stop()
             raise RunFailed(f"{e}; controller log: {self.log_path}: {self.last_log_line()}") from None
