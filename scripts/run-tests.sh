@@ -36,10 +36,28 @@ uml_available() {
     [ -z "${CI:-}" ] || status=1
     return 1
 }
+uml_traces() {   # what a guest can leave on the machine: control folders, kernel processes
+    local kernel p
+    kernel=$(readlink -f "$(command -v linux.uml)")
+    { ls -d /tmp/lmtb-uml.* 2>/dev/null
+      for p in /proc/[0-9]*; do
+          [ "$(readlink "$p/exe" 2>/dev/null)" = "$kernel" ] && echo "process ${p#/proc/}"
+      done; } | sort
+}
 uml_lane() {
     # Compile on the host first: the guest writes no bytecode, and compiling there is slow.
     "$PY" -m compileall -q testbed topologies controllers tests >/dev/null
+    local before left rc
+    before=$(uml_traces)
     LMTB_LANE=uml-netem bash scripts/uml.sh "$PY" -m pytest -q -p no:cacheprovider -m "emulation and uml" "${UML_TESTS[@]}"
+    rc=$?
+    # scripts/uml.sh promises to leave nothing behind: checked here, on every lane run.
+    left=$(comm -13 <(printf '%s\n' "$before") <(uml_traces) | grep .)
+    if [ -n "$left" ]; then
+        echo "run-tests: scripts/uml.sh left behind: $(echo $left)" >&2
+        [ "$rc" -ne 0 ] || rc=1
+    fi
+    return "$rc"
 }
 uml_note() { note "uml-netem (User-Mode Linux guest: netem backend, OVS kernel datapath)"; }
 host_note() { note "host (this machine's backend and datapath)${1:+: $1}"; }
@@ -60,7 +78,7 @@ if [ "$LANES" = "host uml-netem" ] && [ $# -eq 0 ] && command -v linux.uml >/dev
     uml_pid=
     trap '[ -z "$uml_pid" ] || kill -TERM -- "-$uml_pid" 2>/dev/null; rm -f "$log"' EXIT
     trap 'exit 130' INT TERM
-    setsid bash -c "$(declare -f uml_lane); PY=$PY; UML_TESTS=(${UML_TESTS[*]}); uml_lane" >"$log" 2>&1 &
+    setsid bash -c "$(declare -f uml_traces uml_lane); PY=$PY; UML_TESTS=(${UML_TESTS[*]}); uml_lane" >"$log" 2>&1 &
     uml_pid=$!
     host_note "pure tests, while the UML lane runs in its guest"
     "$PY" -m pytest -q -m "not emulation"

@@ -27,6 +27,18 @@ def pytest_report_header(config):
     return f"lane: {LANE}" + (" (link backend netem, OVS kernel datapath)" if LANE in LANE_NEEDS else "")
 
 
+@pytest.fixture(autouse=True)
+def lane() -> str:
+    """The lane this test runs in; for emulation tests it is also a parameter, so the lane is
+    in the test's id (``test_x[uml-netem]``) and a report names where a test failed."""
+    return LANE
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("emulation") is not None:
+        metafunc.parametrize("lane", [LANE], ids=[LANE])
+
+
 def _check_lane(caps) -> None:
     """A lane that does not get what it promises is a usage error, never a silent fallback."""
     if LANE not in LANE_NEEDS:

@@ -59,12 +59,12 @@ def test_several_sources_give_the_delay_from_the_nearest():
     assert np.all(got[:, sources] == 0)
 
 
-def test_control_delays_per_switch_and_unreachable_count():
+def test_control_delays_per_switch_and_out_of_reach():
     # chain 0-1-2-3, link 2-3 down at step 1
     up = np.array([[True, True, True], [True, True, False]])
     cd = ControlDelays.from_links(0, [0, 1, 2, 3], [0, 1, 2], [1, 2, 3], np.full((2, 3), 0.01), up)
     assert cd.at(0) == pytest.approx({0: 0.0, 1: 0.01, 2: 0.02, 3: 0.03})
-    assert cd.unreachable(0) == 0 and cd.unreachable(1) == 1 and np.isinf(cd.at(1)[3])
+    assert np.isfinite(cd.delay_s[0]).all() and np.isinf(cd.delay_s[1]).sum() == 1 and np.isinf(cd.at(1)[3])
 
 
 def test_locations_are_checked_against_the_topology():

@@ -115,7 +115,8 @@ def only_run(results: Path) -> Path:
     ("controller", "the controller (min_delay, routing 16 switches) exited (signal 9)"),
     ("agent1", "agent rank 1 of workload ddp on"),
     ("iperf3-client", "iperf3 client on"),
-], ids=["ovs_shard", "delay_line", "controller", "agent", "iperf3"])
+    ("probe", "the RTT probes of "),
+], ids=["ovs_shard", "delay_line", "controller", "agent", "iperf3", "probe"])
 def test_a_killed_component_stops_the_run_naming_it(tmp_path, role, named):
     run = start_run(write_spec(tmp_path), tmp_path / "results")
     victim = wait_running(run, role)

@@ -173,7 +173,3 @@ class ControlDelays:
     def at(self, step: int) -> dict[int, float]:
         """Switch node -> one-way delay [s] at ``step``."""
         return dict(zip(self.switch_ids, self.delay_s[step].tolist()))
-
-    def unreachable(self, step: int) -> int:
-        """Switches with no control path at ``step``."""
-        return int((~np.isfinite(self.delay_s[step])).sum())

@@ -145,5 +145,7 @@ def check_command(args: argparse.Namespace) -> int:
         return 0 if all(v["ok"] for v in verdicts.values()) else 2
     status = 0
     for path in args.specs:
-        status = max(status, check(path, quiet=getattr(args, "quiet", False)))
+        # `testbed -q check` (the global flag) is as quiet as `testbed check -q`
+        quiet = getattr(args, "quiet", False) or getattr(args, "verbosity", 0) < 0
+        status = max(status, check(path, quiet=quiet))
     return status

@@ -116,8 +116,10 @@ class ProbeMesh:
                     if s == h:
                         argv += ["--target", f"{d}={emu.host(d).ip}"]
                 err = open(self.workdir / f"{h}.stderr", "w")
+                targets = sum(s == h for s, _ in self.pairs)
                 self.procs[h] = Spawned(argv, role="probe", netns=spec.netns, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=err, text=True)
+                                        stdout=subprocess.PIPE, stderr=err, text=True,
+                                        label=f"the RTT probes of {h} (sending to {targets} host(s), answering all)")
                 err.close()
         except BaseException:
             self.stop()
