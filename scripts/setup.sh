@@ -103,6 +103,15 @@ if [ ! -x .venv/bin/lmtb-delayline ] || [ "$DL_SRC" -nt .venv/bin/lmtb-delayline
     gcc -O2 -Wall -o .venv/bin/lmtb-delayline.tmp "$DL_SRC" && mv .venv/bin/lmtb-delayline.tmp .venv/bin/lmtb-delayline
 fi
 
+# The UML lane's kernel needs a shim on CPUs with a larger XSAVE area than it was built
+# for (scripts/uml-xstate.c says why); built whether or not user-mode-linux is installed.
+XS_SRC=scripts/uml-xstate.c
+if [ ! -f .venv/lib/lmtb-uml-xstate.so ] || [ "$XS_SRC" -nt .venv/lib/lmtb-uml-xstate.so ]; then
+    say "building the UML kernel's XSAVE shim (.venv/lib/lmtb-uml-xstate.so)"
+    gcc -O2 -Wall -shared -fPIC -o .venv/lib/lmtb-uml-xstate.so.tmp "$XS_SRC" -ldl \
+        && mv .venv/lib/lmtb-uml-xstate.so.tmp .venv/lib/lmtb-uml-xstate.so
+fi
+
 if ! ovs-vsctl --timeout=3 show >/dev/null 2>&1; then
     say "starting Open vSwitch (ovs-ctl, no systemd)"
     /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/tmp/lmtb-ovs.log 2>&1 \

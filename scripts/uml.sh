@@ -32,6 +32,10 @@ die() { printf 'uml: %s\n' "$*" >&2; exit 125; }
 [ $# -ge 1 ] || { printf 'usage: scripts/uml.sh CMD [ARG...]\n' >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || die "needs root (the guest runs as root on the machine's file system)"
 KERNEL=$(command -v linux.uml) || die "linux.uml not found: apt-get install user-mode-linux (or 'make setup')"
+# Loaded into the UML kernel: Debian's 6.1 build cannot restore FPU state on CPUs whose
+# XSAVE area is larger than it knows (AMX); scripts/uml-xstate.c, built by scripts/setup.sh.
+XSTATE_SHIM=$(cd "$(dirname "$0")/.." && pwd)/.venv/lib/lmtb-uml-xstate.so
+[ -f "$XSTATE_SHIM" ] || die "$XSTATE_SHIM not built: run 'make setup'"
 MODS=$(ls -d /usr/lib/uml/modules/*/ 2>/dev/null | head -1)
 [ -n "$MODS" ] || die "no modules under /usr/lib/uml/modules: reinstall user-mode-linux"
 KVER=$(basename "$MODS")
@@ -122,37 +126,23 @@ EOF
 
 # 0: /dev/null (no input), 1/2: CMD's stdout/stderr via serial lines ttyS0/ttyS1, boot
 # and kernel messages to a log shown only when the guest fails.
-boot() {
-    rm -rf "$CTL/started" "$CTL/rc" "$CTL/uml"; mkdir "$CTL/uml"   # a dead guest leaves its umid folder
-    TMPDIR=/dev/shm "$KERNEL" mem="${LMTB_UML_MEM:-2G}" root=/dev/root rootfstype=hostfs rootflags=/ rw \
-        init="$CTL/init" con=null con0=null,fd:3 ssl=null ssl0=fd:0,fd:1 ssl1=fd:4,fd:2 \
-        uml_dir="$CTL/uml" umid=lmtb quiet < /dev/null 4< /dev/null 3> "$CTL/kernel.log" &
-    UML_PID=$!
-    if [ -n "${LMTB_UML_TIMEOUT_S:-}" ]; then
-        ( sleep "$LMTB_UML_TIMEOUT_S"; kill -TERM "$UML_PID" 2>/dev/null ) &
-        WATCH_PID=$!
-    fi
-    wait "$UML_PID"
-    UML_PID=
-    [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null
-    WATCH_PID=
-}
-kernel_log() {   # the kernel's own words on why the guest ended, then the log's last lines
-    grep -i -m 5 -E 'panic|kill(ed|ing) init|segfault|out of memory' "$CTL/kernel.log" >&2
-    tail -20 "$CTL/kernel.log" >&2
-}
-
-boot
-# The guest kernel died before CMD began (CI, stop 22: init took a fatal SIGSEGV in the
-# User-Mode Linux kernel once, with no test run yet): a failed boot, not CMD's failure, so
-# the guest boots once more, saying so. A guest that dies while CMD runs is not re-run.
-if [ ! -s "$CTL/rc" ] && [ ! -e "$CTL/started" ]; then
-    kernel_log
-    printf 'uml: the guest died while booting (kernel log above); booting it once more\n' >&2
-    boot
+LD_PRELOAD="$XSTATE_SHIM" TMPDIR=/dev/shm "$KERNEL" mem="${LMTB_UML_MEM:-2G}" root=/dev/root rootfstype=hostfs rootflags=/ rw \
+    init="$CTL/init" con=null con0=null,fd:3 ssl=null ssl0=fd:0,fd:1 ssl1=fd:4,fd:2 \
+    uml_dir="$CTL/uml" umid=lmtb quiet < /dev/null 4< /dev/null 3> "$CTL/kernel.log" &
+UML_PID=$!
+if [ -n "${LMTB_UML_TIMEOUT_S:-}" ]; then
+    ( sleep "$LMTB_UML_TIMEOUT_S"; kill -TERM "$UML_PID" 2>/dev/null ) &
+    WATCH_PID=$!
 fi
+wait "$UML_PID"
+UML_PID=
+[ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null
+
 if [ ! -s "$CTL/rc" ]; then
-    kernel_log
-    die "the guest ended without CMD's exit status ($([ -e "$CTL/started" ] && echo "while CMD ran" || echo "before CMD began"); kernel log above)"
+    # the kernel's own words on why the guest ended, then the log's last lines
+    grep -i -m 5 -E 'panic|kill(ed|ing) init|segfault|out of memory|failed, errno' "$CTL/kernel.log" >&2
+    tail -20 "$CTL/kernel.log" >&2
+    die "the guest ended without CMD's exit status ($([ -e "$CTL/started" ] && echo "while CMD ran" \
+        || echo "before CMD began"); kernel log above)"
 fi
 exit "$(cat "$CTL/rc")"
