@@ -26,12 +26,13 @@ replay started (bring-up); the machine's busy cores during the replay (/proc/sta
 ticks over the replay's wall time: all processes, this benchmark's own sampling included).
 
 Usage: .venv/bin/python benchmarks/bench_keeping_time.py [--sizes 24x22 72x22 28x120]
-       [--dilations 1 2 4 8] [--duration-s 20] [--all]
+       [--dilations 1 2 4 8] [--duration-s 20] [--all] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -146,9 +147,14 @@ def main() -> int:
     ap.add_argument("--dilations", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--duration-s", type=float, default=20.0, help="orbital seconds per row")
     ap.add_argument("--all", action="store_true", help="every dilation, not only up to the first that meets the goal")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="write the specs and run folders here and keep them (default: a temporary folder)")
     args = ap.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="lmtb-keeping-time.") as d:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep
+          else tempfile.TemporaryDirectory(prefix="lmtb-keeping-time.")) as d:
         for size in args.sizes:
             planes, per_plane = (int(x) for x in size.split("x"))
             for dilation in sorted(args.dilations):
