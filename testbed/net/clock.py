@@ -13,7 +13,10 @@ then links that go down, then the controller's feed. A predictive controller has
 told about a planned change in earlier steps (``future``) and has already moved traffic.
 
 Every step is applied, none skipped; when the clock falls behind the schedule it logs a
-warning saying by how much, and the lag is recorded per step.
+warning saying by how much. Two lags are recorded per step: ``lag_s``, how late the step's
+link changes were in force (what the schedule's fidelity turns on), and ``done_lag_s``, how
+late the step was done, the controller's confirmation included (a step whose controller
+work outlasts a step delays the next step's ``lag_s``, never hides in it).
 """
 
 from __future__ import annotations
@@ -95,10 +98,11 @@ class StepRecord:
     links_down: int
     apply_s: float          # data plane: delays + link states
     controller_s: float     # feed request until the controller confirmed its rules
-    lag_s: float            # wall time behind the schedule when the step was done
+    lag_s: float            # wall time behind the schedule when the step's link changes were in force
     flow_mods: int
     install_s: float = 0.0  # the controller's decision until its last barrier reply (as it saw it)
     unreachable_switches: int = 0   # switches with no control path from the controller's location
+    done_lag_s: float = 0.0  # wall time behind the schedule when the step was done (controller included)
 
 
 @dataclass
@@ -170,7 +174,9 @@ class Clock:
                 self.pause_controller(paused)
             self._controller_paused = paused
 
-    def apply_step(self, k: int) -> StepRecord:
+    def apply_step(self, k: int, due: float | None = None) -> StepRecord:
+        """Applies step ``k``; with ``due`` (its ``time.monotonic()`` target) the record gets
+        how late its link changes were in force (``lag_s``); ``done_lag_s`` is set by the caller."""
         tl = self.timeline
         t_k = float(tl.times_s[k])
         in_outage = any(a <= t_k < b for a, b in self.controller_outages)
@@ -184,6 +190,7 @@ class Clock:
             self.set_links_up([int(i) for i in ch.up], [int(i) for i in ch.down])
             self._applied_up = tl.up[k].copy()
         apply_s = time.perf_counter() - t0
+        applied_lag_s = max(0.0, time.monotonic() - due) if due is not None else 0.0
         out_of_reach = self.control_step(k) if self.control_step is not None else []
         ctl_s, flow_mods, install_s = 0.0, 0, 0.0
         changed = bool(len(ch.up) or len(ch.down) or self.future_steps or len(ch.delay_ids))
@@ -202,7 +209,7 @@ class Clock:
             flow_mods = int(reply.get("flow_mods", 0)) + int(reply.get("group_mods", 0))
             install_s = float(reply.get("install_s", 0.0))
         return StepRecord(k, float(tl.times_s[k]), len(ch.delay_ids), len(ch.up), len(ch.down),
-                          apply_s, ctl_s, 0.0, flow_mods, install_s, len(out_of_reach))
+                          apply_s, ctl_s, applied_lag_s, flow_mods, install_s, len(out_of_reach))
 
     def run(self, start_step: int = 1, on_step: Callable[[StepRecord], None] | None = None,
             start_unix: float | None = None, stop: threading.Event | None = None) -> list[StepRecord]:
@@ -238,8 +245,8 @@ class Clock:
             if stop.wait(max(wait, 0.0)):
                 break
             self.check_alive()
-            rec = self.apply_step(k)
-            rec.lag_s = max(0.0, time.monotonic() - target)
+            rec = self.apply_step(k, due=target)
+            rec.done_lag_s = max(0.0, time.monotonic() - target)
             step_wall_s = (float(tl.times_s[k]) - float(tl.times_s[k - 1])) / self.speedup if k else 0.0
             if step_wall_s and rec.lag_s > step_wall_s and rec.lag_s > 2 * behind_warned:
                 LOG.warning("clock is %.3f s behind the schedule at step %d (step is %.3f s wall)",

@@ -59,8 +59,10 @@ class TimeBase:
 
 
 def clock_table(sub: RunDir, records, summary: dict, max_lag_s: float) -> None:
-    """The clock's step records; ``kept_time`` is False when any step was applied more than
-    ``max_lag_s`` (wall) after its due time: the replay then does not stand for the schedule.
+    """The clock's step records; ``kept_time`` is False when any step's link changes were in
+    force more than ``max_lag_s`` after its due time: the replay then does not stand for the
+    schedule. ``done_lag_max_ms`` is the largest lag until a step was done, the controller's
+    confirmation included (rule installation, not the schedule's timing).
 
     Per step also ``install_s`` (the controller's decision until its last barrier reply, as
     the controller saw it through the control relay; 0 where it was not asked) and
@@ -73,6 +75,7 @@ def clock_table(sub: RunDir, records, summary: dict, max_lag_s: float) -> None:
         summary.update(apply_median_ms=float(np.median([r.apply_s for r in records]) * 1e3),
                        lag_p50_ms=float(np.median(lag) * 1e3), lag_max_ms=float(lag.max() * 1e3),
                        steps_late=int((lag > max_lag_s).sum()), kept_time=bool(lag.max() <= max_lag_s),
+                       done_lag_max_ms=float(max(r.done_lag_s for r in records) * 1e3),
                        flow_mods=int(sum(r.flow_mods for r in records)),
                        unreachable_switch_steps=int(sum(r.unreachable_switches for r in records)))
         install = np.array([r.install_s for r in records if r.flow_mods])
