@@ -47,7 +47,7 @@ def step_at(schedule: Schedule, t_s: float) -> int:
     return int(np.argmin(np.abs(times - t_s)))
 
 
-def _segments(lon1, lat1, lon2, lat2) -> np.ndarray:
+def map_segments(lon1, lat1, lon2, lat2) -> np.ndarray:
     """Line segments (S, 2, 2) in lon/lat; antimeridian crossings drawn as two halves."""
     wrap = np.abs(lon2 - lon1) > 180.0
     seg = [np.stack([np.c_[lon1[~wrap], lat1[~wrap]], np.c_[lon2[~wrap], lat2[~wrap]]], 1)]
@@ -101,7 +101,7 @@ def plot_map(schedule: Schedule, t_s: float, path: str | os.PathLike,
         track_lon = lon[::stride][:, sats]
         track_lat = lat[::stride][:, sats]
         if track_lon.shape[0] > 1:
-            segs = _segments(track_lon[:-1].ravel(), track_lat[:-1].ravel(),
+            segs = map_segments(track_lon[:-1].ravel(), track_lat[:-1].ravel(),
                              track_lon[1:].ravel(), track_lat[1:].ravel())
             ax.add_collection(LineCollection(segs, colors="0.7", linewidths=0.4, zorder=1))
 
@@ -115,7 +115,7 @@ def plot_map(schedule: Schedule, t_s: float, path: str | os.PathLike,
         sel = rows[(rows["kind"] == kind).to_numpy() & (rows["up"].to_numpy() == up)]
         if len(sel):
             a, b = sel["a"].to_numpy(), sel["b"].to_numpy()
-            segs = _segments(lon[step, a], lat[step, a], lon[step, b], lat[step, b])
+            segs = map_segments(lon[step, a], lat[step, a], lon[step, b], lat[step, b])
             ax.add_collection(LineCollection(segs, zorder=2, **style))
             label = f"{kind.upper()} {'up' if up else 'acquiring'} ({len(sel)})"
             ax.plot([], [], color=style["colors"], ls="--" if not up else "-", label=label)

@@ -94,7 +94,7 @@ def draw(ctx: Context):
     import matplotlib
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
-    from topologies.plots import _segments   # antimeridian-safe lon/lat segments
+    from topologies.plots import map_segments   # antimeridian-safe lon/lat segments
 
     step = snapshot_step(ctx)
     label = load_algorithm(ctx)
@@ -126,7 +126,7 @@ def draw(ctx: Context):
         idx = in_window[::max(1, in_window.size // MAX_TRACK_POINTS)]
         if idx.size > 1:
             tl, ta = lon[idx][:, sats], lat[idx][:, sats]
-            segs = _segments(tl[:-1].ravel(), ta[:-1].ravel(), tl[1:].ravel(), ta[1:].ravel())
+            segs = map_segments(tl[:-1].ravel(), ta[:-1].ravel(), tl[1:].ravel(), ta[1:].ravel())
             ax.add_collection(LineCollection(segs, colors="0.75", linewidths=0.35, zorder=1))
             ax.plot([], [], color="0.75", lw=0.8, label="ground tracks")
 
@@ -140,7 +140,7 @@ def draw(ctx: Context):
     norm = norm or Normalize(0.0, 1.0)
 
     def segments(mask):
-        return _segments(lon[step, a[mask]], lat[step, a[mask]], lon[step, b[mask]], lat[step, b[mask]])
+        return map_segments(lon[step, a[mask]], lat[step, a[mask]], lon[step, b[mask]], lat[step, b[mask]])
 
     for mask, ls in ((up & ~has, "solid"), (~up, "dotted")):
         if mask.any():
@@ -154,10 +154,10 @@ def draw(ctx: Context):
             order = np.flatnonzero(mask)[np.argsort(value[mask], kind="stable")]
             la, lb = a[order], b[order]
             v = value[order]
-            # _segments may split a link in two at the antimeridian: repeat its value per piece.
+            # map_segments may split a link in two at the antimeridian: repeat its value per piece.
             wrap = np.abs(lon[step, lb] - lon[step, la]) > 180.0
             colours = np.r_[v[~wrap], v[wrap], v[wrap]]
-            segs = _segments(lon[step, la], lat[step, la], lon[step, lb], lat[step, lb])
+            segs = map_segments(lon[step, la], lat[step, la], lon[step, lb], lat[step, lb])
             ax.add_collection(LineCollection(segs, array=colours, cmap=cmap, norm=norm, zorder=3,
                                              linewidths=width_idle + width_extra * np.clip(norm(colours), 0, 1),
                                              linestyles=ls))
