@@ -17,7 +17,7 @@ PROGRAM = r"""
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
-static volatile long corrupted, checks;
+static long corrupted, checks;
 static void *run(void *arg) {
     long id = (long)arg;
     for (long it = 0; it < 100000; it++) {
@@ -35,8 +35,8 @@ static void *run(void *arg) {
         __asm__ volatile("vmovapd %%ymm3, %0" : "=x"(back));
         double out[4]; _mm256_storeu_pd(out, back); int n = 4;
 #endif
-        for (int i = 0; i < n; i++) if (out[i] != v) { corrupted++; break; }
-        checks++;
+        for (int i = 0; i < n; i++) if (out[i] != v) { __atomic_fetch_add(&corrupted, 1, __ATOMIC_RELAXED); break; }
+        __atomic_fetch_add(&checks, 1, __ATOMIC_RELAXED);   /* threads run at once on the host */
     }
     return 0;
 }
